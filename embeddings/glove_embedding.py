@@ -1,0 +1,44 @@
+"""Word embeddings from GloVe (or word2vec) vectors: one layer, NaN rows for words the file does not hold.
+
+    python3 embeddings/glove_embedding.py --path alignments/audio_alignments_20_16.json
+
+The vector file (``--glove``, default ``datasets/glove/glove.42B.300d.txt``; GloVe or word2vec text, word2vec
+``.bin``, plain or ``.gz``/``.bz2``, or a gensim ``.kv`` file) is read once, keeping only the alignment's
+words, into a cache under ``--glove_cache``; later runs read the cache. Out-of-vocabulary words are stored
+as NaN rows and listed as missing in the done records and in the manifest (``describe.oov_words``).
+"""
+from __future__ import annotations
+
+import argparse
+
+from wordreps.alignments.align_format import load_alignment
+from wordreps.common.errors import run_cli
+from wordreps.embeddings.extract import add_extraction_args, run_extraction
+from wordreps.embeddings.registry import load_backend
+from wordreps.embeddings.text_backends import DEFAULT_GLOVE_CACHE, FORMATS, vocabulary_of
+
+DEFAULT_GLOVE = "datasets/glove/glove.42B.300d.txt"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--glove", default=DEFAULT_GLOVE,
+                        help="word-vector file (default: %(default)s, from https://nlp.stanford.edu/data/glove.42B.300d.zip)")
+    parser.add_argument("--glove_format", choices=FORMATS, default="auto",
+                        help="auto: .bin = word2vec binary, .kv = gensim KeyedVectors, a 'count dim' first line = "
+                             "word2vec text, else GloVe text (default: auto)")
+    parser.add_argument("--glove_cache", default=str(DEFAULT_GLOVE_CACHE),
+                        help="folder for the corpus-vocabulary cache (default: %(default)s)")
+    add_extraction_args(parser, audio=False)
+    parser.set_defaults(name="glove")
+    args = parser.parse_args()
+    # the corpus vocabulary decides which lines of the (multi-GB) vector file are kept
+    vocab = vocabulary_of(load_alignment(args.path).utterances)
+    backend = load_backend("glove", args.glove, vocab=vocab, cache_dir=args.glove_cache, fmt=args.glove_format)
+    folder = run_extraction(backend, args)
+    print(folder)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
