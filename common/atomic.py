@@ -21,6 +21,8 @@ import numpy as np
 from wordreps.common.errors import UserError
 
 _NO_SPACE = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 @contextlib.contextmanager
@@ -31,6 +33,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes 0600 files; outputs should get the usual umask-based mode so a group can read them.
+    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -61,6 +61,9 @@ class Backend(ABC):
     # Models whose outputs change with padding (group-norm wav2vec2-base, ...) are batched only with
     # utterances of exactly equal length.
     padding_sensitive: bool = False
+    # Backends whose words may have no vector (GloVe's out-of-vocabulary words) return NaN rows for them and
+    # set this; for any other backend a NaN is the model's overflow and stops the run.
+    words_can_be_missing: bool = False
 
     @abstractmethod
     def cost(self, utterance: Utterance) -> float:
