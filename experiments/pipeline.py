@@ -41,6 +41,8 @@ class ModelSpec:
     model: str
     slug: str
     extra_args: list[str] = field(default_factory=list)
+    # A geometry name from alignments/geometry.py, for a model whose files are made during the run.
+    geometry_name: str | None = None
 
     @property
     def modality(self) -> str:
@@ -155,3 +157,313 @@ def relpath(path: Path) -> str:
         return os.path.relpath(path, REPO)
     except ValueError:
         return str(path)
+
+
+# ---------------------------------------------------------------------------------------------- the plan
+
+@dataclass
+class RunConfig:
+    """Where a run reads and writes. The thesis run and the demo run differ only in these."""
+    models: list[ModelSpec]
+    textgrid_path: str            # folder holding <split>/<spk>/<chap>/*.TextGrid
+    audio_root_16k: str
+    audio_root_24k: str
+    alignments_dir: str
+    out_root: str                 # embeddings/, matrices/, results/, summary.md go below it
+    keys_path: str
+    device: str = "auto"
+    download: bool = False
+    extra_step_args: dict[str, list[str]] = field(default_factory=dict)
+    asif_k: list[int] = field(default_factory=lambda: [600])
+    asif_p: list[float] = field(default_factory=lambda: [4.0])
+    setup_steps: list[Step] = field(default_factory=list)
+
+    @property
+    def embeddings_dir(self) -> Path:
+        return Path(self.out_root) / "embeddings"
+
+    @property
+    def matrices_dir(self) -> Path:
+        return Path(self.out_root) / "matrices"
+
+    @property
+    def results_dir(self) -> Path:
+        return Path(self.out_root) / "results"
+
+
+def geometry_of(spec: ModelSpec):
+    """The frame geometry a model's alignment JSON must have; None for text models."""
+    from wordreps.alignments import geometry as G
+
+    if spec.modality == "text":
+        return None
+    if spec.geometry_name:
+        return G.geometry_for_model(spec.geometry_name)
+    config = Path(spec.model) / "config.json"
+    if config.is_file():
+        return _geometry_from_hf_config(json.loads(config.read_text()))
+    if spec.model.endswith(".pt"):  # an s3prl wav2vec2_custom checkpoint: the wav2vec2 conv stack
+        return G.geometry_for_model("wav2vec2")
+    return G.geometry_for_model(spec.model)
+
+
+def _geometry_from_hf_config(cfg: dict):
+    from wordreps.alignments.geometry import FrameGeometry
+
+    if cfg.get("model_type") == "audio-spectrogram-transformer":
+        tstride = int(cfg.get("time_stride", 10))
+        return FrameGeometry(16000, tstride * 160, 15 * 160 + 400)
+    hop, field_samples = 1, 1
+    for kernel, stride in zip(cfg["conv_kernel"], cfg["conv_stride"]):
+        field_samples += (kernel - 1) * hop
+        hop *= stride
+    return FrameGeometry(16000, hop, field_samples)
+
+
+def alignment_path_for(cfg: RunConfig, geometry) -> Path:
+    from wordreps.alignments.geometry import sample_rate_label, stride_label
+
+    return Path(cfg.alignments_dir) / f"audio_alignments_{stride_label(geometry)}_{sample_rate_label(geometry)}.json"
+
+
+def _embeddings_complete(folder: Path, alignment: Path) -> bool:
+    from wordreps.common.atomic import sha256_file
+    from wordreps.embeddings.store import EmbeddingSet
+
+    if not (folder / "manifest.json").is_file() or not alignment.is_file():
+        return False
+    try:
+        emb = EmbeddingSet.open(folder)
+        same_input = emb.manifest.get("alignment_sha256") == sha256_file(alignment)
+        return same_input and emb.is_complete()
+    except UserError:
+        return False
+
+
+def _json_field_equals(path: Path, key: str, value) -> bool:
+    try:
+        return json.loads(path.read_text()).get(key) == value
+    except (OSError, ValueError):
+        return False
+
+
+def _sha(path: Path) -> str | None:
+    from wordreps.common.atomic import sha256_file
+
+    return sha256_file(path) if path.is_file() else None
+
+
+def build_plan(cfg: RunConfig) -> list[Step]:
+    """Every step of a run in order. Later steps' done-checks look at earlier steps' outputs lazily."""
+    steps: list[Step] = []
+    if cfg.download:
+        root = Path("datasets")
+        steps.append(Step("download LibriSpeech dev-clean and its MFA alignments", "datasets/download_librispeech.py",
+                          ["--root", str(root)],
+                          [root / "librispeech-clean-16k" / ".dev-clean.done.json",
+                           root / "alignments" / ".dev-clean.done.json"]))
+    runnable = [s for s in cfg.models if not (s.needs_easyaudio and not env_has_easyaudio())]
+    geometries = {}
+    for spec in runnable:
+        geo = geometry_of(spec)
+        if geo is not None:
+            geometries[alignment_path_for(cfg, geo)] = geo
+    # Text models read the word lists only; any alignment file serves, the 16 kHz wav2vec2 one by default.
+    from wordreps.alignments.geometry import geometry_for_model
+
+    text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
+    if any(s.modality == "text" for s in runnable):
+        geometries.setdefault(text_alignment, geometry_for_model("wav2vec2"))
+    if any(g.sample_rate_hz == 24000 for g in geometries.values()):
+        src, dst = cfg.audio_root_16k, cfg.audio_root_24k
+        steps.append(Step("24 kHz copy of the corpus", "datasets/resample_corpus.py",
+                          ["--src", src, "--dst", dst, "--rate", "24000"], [],
+                          done=lambda: _same_flac_count(src, dst)))
+    for path, geo in geometries.items():
+        audio_root = cfg.audio_root_24k if geo.sample_rate_hz == 24000 else cfg.audio_root_16k
+        steps.append(Step(f"alignments for {geo.describe()}", "alignments/alignments_and_trans.py",
+                          ["--path", cfg.textgrid_path, "--audio_root", audio_root, "--output", str(path),
+                           "--sample_rate", str(geo.sample_rate_hz // 1000), "--hop_samples", str(geo.hop_samples),
+                           "--receptive_field", str(geo.receptive_field_samples), "--quiet"], [path]))
+    steps += cfg.setup_steps  # models built for the run (the demo's tiny models) may need the word lists
+    slugs = []
+    for spec in cfg.models:
+        geo = geometry_of(spec)
+        alignment = alignment_path_for(cfg, geo) if geo is not None else text_alignment
+        folder = cfg.embeddings_dir / spec.slug
+        args = ["--path", str(alignment), "--out_dir", str(cfg.embeddings_dir), "--name", spec.slug]
+        if spec.kind == "glove":
+            args += ["--glove", spec.model]
+        elif spec.kind == "speech" and spec.model.endswith(".pt"):
+            args += ["--s3prl_ckpt", spec.model, "--device", cfg.device]
+        else:
+            args += ["--model", spec.model, "--device", cfg.device]
+        args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
+        if spec.needs_easyaudio and not env_has_easyaudio():
+            steps.append(Step(f"SKIP {spec.slug}: easyaudio is not installed (see README: Installing easyaudio)",
+                              "", [], [], done=lambda: True))
+            continue
+        slugs.append(spec.slug)
+        steps.append(Step(f"embeddings of {spec.slug}", SCRIPTS[spec.kind], args, [],
+                          done=lambda f=folder, a=alignment: _embeddings_complete(f, a)))
+    if len(slugs) < 2:
+        raise UserError(f"only {len(slugs)} model(s) can run ({', '.join(slugs) or 'none'}); CKA and ASIF need two; "
+                        "add models with --models")
+    keys = Path(cfg.keys_path)
+    steps.append(Step("keys: word occurrences shared by all models", "embeddings/matrix_embeddings.py",
+                      ["--models", *slugs, "--write_words", str(keys), "--embeddings_dir", str(cfg.embeddings_dir),
+                       "--no_progress"], [],
+                      done=lambda: _json_field_equals(keys, "models", slugs)))
+    for slug in slugs:
+        info = cfg.matrices_dir / slug / "matrices.json"
+        steps.append(Step(f"matrices of {slug}", "embeddings/matrix_embeddings.py",
+                          ["--layer", "all", "--model", slug, "--words_path", str(keys),
+                           "--embeddings_dir", str(cfg.embeddings_dir), "--out_dir", str(cfg.matrices_dir),
+                           "--no_progress"], [],
+                          done=lambda i=info: _json_field_equals(i, "keys_sha256", _sha(keys))))
+    by_slug = {s.slug: s for s in cfg.models}
+    pairs = [(a, b) for i, a in enumerate(slugs) for b in slugs[i:]]
+    for a, b in pairs:
+        out = cfg.results_dir / "cka"
+        steps.append(_LazyStep(f"CKA {a} vs {b}", "experiments/experiment_CKA.py",
+                               lambda a=a, b=b, out=out: ["--model1", a, "--layer1", str(_top_layer(cfg, a)),
+                                                          "--model2", b, "--layer2", str(_top_layer(cfg, b)),
+                                                          "--metric", "linear", "debiased",
+                                                          "--matrices_dir", str(cfg.matrices_dir),
+                                                          "--out_dir", str(out), "--no_progress"],
+                               [out / f"{a}__vs__{b}" / "linear.json", out / f"{a}__vs__{b}" / "debiased.json"],
+                               done_check=lambda a=a, b=b, out=out: _cka_current(out / f"{a}__vs__{b}", keys)))
+    for a in slugs:
+        for b in slugs:
+            if by_slug[a].modality == "audio" and by_slug[b].modality == "text":
+                out = cfg.results_dir / "asif"
+                summary = out / f"{a}__vs__{b}" / "summary.json"
+                steps.append(_LazyStep(f"ASIF {a} (audio) vs {b} (text)", "experiments/experiment_ASIF.py",
+                                       lambda a=a, b=b, out=out: _asif_args(cfg, a, b, keys, out),
+                                       [summary],
+                                       done_check=lambda summary=summary: _json_field_equals(
+                                           summary, "keys_sha256", _sha(keys))))
+    return steps
+
+
+class _LazyStep(Step):
+    """A step whose arguments depend on files made by earlier steps (layer counts, best layer pair)."""
+
+    def __init__(self, name, script, make_args, outputs, done_check=None):
+        super().__init__(name, script, [], outputs, done_check)
+        self._make_args = make_args
+
+    def prepare(self) -> None:
+        self.args = self._make_args()
+
+
+def _same_flac_count(src: str, dst: str) -> bool:
+    n_src = sum(1 for _ in Path(src).rglob("*.flac"))
+    return n_src > 0 and n_src == sum(1 for _ in Path(dst).rglob("*.flac"))
+
+
+def _top_layer(cfg: RunConfig, slug: str) -> int:
+    info = json.loads((cfg.matrices_dir / slug / "matrices.json").read_text())
+    return max(int(x) for x in info["layers"])
+
+
+def _cka_current(folder: Path, keys: Path) -> bool:
+    sha = _sha(keys)
+    return all(_json_field_equals(folder / f"{m}.json", "keys_sha256", sha) for m in ("linear", "debiased"))
+
+
+def best_layer_pair(cfg: RunConfig, audio: str, text: str) -> tuple[int, int]:
+    """The (audio layer, text layer) with the highest debiased CKA: where the two spaces agree most."""
+    folder = cfg.results_dir / "cka" / f"{audio}__vs__{text}"
+    transposed = not folder.is_dir()
+    if transposed:
+        folder = cfg.results_dir / "cka" / f"{text}__vs__{audio}"
+    res = json.loads((folder / "debiased.json").read_text())
+    values = res["values"]
+    best = max(((v if v is not None else -1e9, i, j) for i, row in enumerate(values) for j, v in enumerate(row)))
+    li, lj = res["model1"]["layers"][best[1]], res["model2"]["layers"][best[2]]
+    return (lj, li) if transposed else (li, lj)
+
+
+def _asif_args(cfg: RunConfig, audio: str, text: str, keys: Path, out: Path) -> list[str]:
+    la, lt = best_layer_pair(cfg, audio, text)
+    return ["--path_layer1", str(cfg.matrices_dir / audio / f"layer_{la}.npy"),
+            "--path_layer2", str(cfg.matrices_dir / text / f"layer_{lt}.npy"),
+            "--keys", str(keys), "--k", *map(str, cfg.asif_k), "--p", *[f"{p:g}" for p in cfg.asif_p],
+            "--names", audio, text, "--out_dir", str(out), "--name", f"{audio}__vs__{text}"]
+
+
+def execute(steps: list[Step], isolate: bool = False, log: Callable[[str], None] = print) -> list[dict]:
+    """Run the plan; returns one record per step (name, command, status, seconds) for the summary."""
+    records = []
+    for step in steps:
+        if not step.script:
+            log(f"[skip] {step.name}")
+            records.append({"name": step.name, "status": "skipped", "command": "", "seconds": 0.0})
+            continue
+        if isinstance(step, _LazyStep):
+            step.prepare()
+        if step.complete():
+            log(f"[done] {step.name} (outputs complete)")
+            records.append({"name": step.name, "status": "already complete", "command": step.command(),
+                            "seconds": 0.0})
+            continue
+        seconds = run_step(step, isolate, log)
+        records.append({"name": step.name, "status": "ran", "command": step.command(), "seconds": seconds})
+    return records
+
+
+# ---------------------------------------------------------------------------------------------- the two runs
+
+def thesis_config(args) -> RunConfig:
+    """LibriSpeech dev-clean, downloaded and checked; outputs where the standalone thesis commands put them."""
+    specs = []
+    for name in args.models or ["glove", "bert-base-uncased", "wav2vec2_large_960", "encodecmae_base", "BEATs_iter3"]:
+        spec = parse_model(name)
+        if spec.kind == "glove" and spec.model == "glove":
+            spec.model = args.glove
+        specs.append(spec)
+    out_root = args.out_root or "outputs"
+    return RunConfig(models=specs, textgrid_path="datasets/alignments", audio_root_16k="datasets/librispeech-clean-16k",
+                     audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
+                     out_root=out_root, keys_path=str(Path(out_root) / "words_in_order.json"), device=args.device,
+                     download=not args.no_download)
+
+
+DEMO = Path("datasets/demo")
+
+
+def demo_config(args) -> RunConfig:
+    """The bundled demo corpus with tiny locally built models (random weights) and real MiniLM-L6 weights."""
+    from wordreps.embeddings.tiny_text import minilm_path
+
+    out_root = Path(args.out_root or "outputs/demo")
+    models = out_root / "models"
+    specs = [
+        ModelSpec("glove", str(models / "tiny-glove.50d.txt"), "glove"),
+        ModelSpec("text", str(minilm_path()), "all-MiniLM-L6-v2"),
+        ModelSpec("speech", str(models / "tiny-wav2vec2-layer"), "tiny-wav2vec2", geometry_name="wav2vec2"),
+        ModelSpec("speech", str(models / "tiny-s3prl-wav2vec2-large.pt"), "tiny-s3prl-wav2vec2",
+                  geometry_name="wav2vec2"),
+        ModelSpec("audio", str(models / "tiny-ast"), "tiny-ast", geometry_name="ast"),
+    ]
+    if args.models:  # the demo with the user's own choice (names, paths, kind:name@folder)
+        specs = [parse_model(m) for m in args.models]
+    alignments_dir = out_root / "alignments"
+    cfg = RunConfig(models=specs, textgrid_path=str(DEMO / "alignments"),
+                    audio_root_16k=str(DEMO / "librispeech-clean-16k"),
+                    audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
+                    out_root=str(out_root), keys_path=str(out_root / "words_in_order.json"), device=args.device,
+                    asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0])
+    text_alignment = alignment_path_for(cfg, __import__("wordreps.alignments.geometry",
+                                                        fromlist=["x"]).geometry_for_model("wav2vec2"))
+    cfg.setup_steps = [
+        Step("tiny speech models (random weights)", "embeddings/tiny_speech.py",
+             ["--out", str(models), "--only", "tiny-wav2vec2-layer", "tiny-s3prl-wav2vec2-large.pt"],
+             [models / "tiny-wav2vec2-layer" / "config.json", models / "tiny-s3prl-wav2vec2-large.pt"]),
+        Step("tiny text models and a GloVe file for the demo vocabulary", "embeddings/tiny_text.py",
+             ["--out", str(models), "--vocab_from", str(text_alignment)], [models / "tiny-glove.50d.txt"]),
+        Step("tiny Audio Spectrogram Transformer (random weights)", "embeddings/tiny_audio.py",
+             ["--out", str(models)], [models / "tiny-ast" / "config.json"]),
+    ]
+    return cfg

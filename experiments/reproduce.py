@@ -1,0 +1,60 @@
+"""Reproduce the thesis, or run the same chain on the bundled demo corpus.
+
+    python3 experiments/reproduce.py            # LibriSpeech dev-clean, the thesis's five models (GPU, network)
+    python3 experiments/reproduce.py --demo     # bundled demo corpus, tiny local models, CPU, offline
+
+Every step is one of the stage scripts with the flags a user would type; a step whose outputs are complete is
+skipped, so a killed run resumes by running the same command again. Ends by printing where the summary is.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from wordreps.common.errors import run_cli
+from wordreps.experiments import pipeline as P
+from wordreps.experiments.summary import write_summary
+
+THESIS_MODELS = ["glove", "bert-base-uncased", "wav2vec2_large_960", "encodecmae_base", "BEATs_iter3"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--demo", action="store_true", help="run on the bundled demo corpus with tiny local models")
+    parser.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                        help="models to compare: a name (kind guessed), or kind:name[@folder] with kind one of "
+                             "glove, text, speech, audio (default: the thesis's five: %s)" % " ".join(THESIS_MODELS))
+    parser.add_argument("--glove", default="datasets/glove/glove.42B.300d.txt",
+                        help="GloVe vectors file for the model 'glove' (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    parser.add_argument("--out_root", default=None,
+                        help="where embeddings/, matrices/, results/ and summary.md go "
+                             "(default: outputs/thesis, or outputs/demo with --demo)")
+    parser.add_argument("--no_download", action="store_true",
+                        help="do not download LibriSpeech (the data is already under datasets/)")
+    parser.add_argument("--isolate", action="store_true",
+                        help="run each step in its own process (frees memory between models on a full run)")
+    parser.add_argument("--dry_run", action="store_true", help="print the steps and whether each is done, then stop")
+    args = parser.parse_args()
+
+    cfg = P.demo_config(args) if args.demo else P.thesis_config(args)
+    steps = P.build_plan(cfg)
+    if args.dry_run:
+        for step in steps:
+            if isinstance(step, P._LazyStep):
+                print(f"[plan] {step.name}: python3 {step.script} (arguments from earlier outputs)")
+            else:
+                print(f"[{'done' if step.complete() else 'plan'}] {step.name}: {step.command()}")
+        return 0
+    start = time.perf_counter()
+    records = P.execute(steps, isolate=args.isolate)
+    summary = write_summary(cfg, records, time.perf_counter() - start)
+    print(f"\nsummary: {summary}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

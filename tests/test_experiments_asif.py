@@ -1,0 +1,215 @@
+"""ASIF: a hand-worked case, perfect retrieval under a rotation, chance for unrelated spaces, the CLI."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from helpers_experiments import error_lines, files_under, run_script, write_matrix_folder
+from wordreps.embeddings.matrices import keys_text
+from wordreps.experiments import asif_core
+from wordreps.experiments.asif import chance_levels, split_rows
+
+SCRIPT = "experiments/experiment_ASIF.py"
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one thread, so a busy machine's other processes cannot stall a second spinning thread."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
+def _unit(deg) -> np.ndarray:
+    rad = np.deg2rad(np.asarray(deg, dtype=np.float64))
+    return np.c_[np.cos(rad), np.sin(rad)]
+
+
+def _rotate(X: np.ndarray, deg: float) -> np.ndarray:
+    c, s = np.cos(np.deg2rad(deg)), np.sin(np.deg2rad(deg))
+    return X @ np.array([[c, -s], [s, c]])
+
+
+def _run(a, t, words, queries, anchors, ks, ps, **kw):
+    return asif_core.run_asif(a.astype(np.float32), t.astype(np.float32), words, np.asarray(queries),
+                              np.asarray(anchors), ks=ks, ps=ps, device="cpu", **kw)
+
+
+def test_hand_worked_case():
+    # Six anchors on the unit circle at 0, 40, 100, 180, 250, 300 degrees with words x x y y z z; queries at
+    # 15 degrees (word x) and 200 degrees (word z). Text = audio rotated by 90 degrees, so every cosine, and
+    # so every relative representation, is the same in both spaces. k = 2, p = 1.
+    # Anchors' relative representations (top-2 cosines to the anchors, L2-normalised):
+    #   c0: {a0: 1, a1: cos40 = .76604} / 1.25969 = {a0: .79384, a1: .60812}
+    #   c1: {a1: 1, a0: .76604}                  = {a0: .60812, a1: .79384}
+    #   c2: {a2: 1, a1: cos60 = .5} / 1.11803     = {a1: .44721, a2: .89443}
+    #   c3: {a3: 1, a4: cos70 = .34202} / 1.05687 = {a3: .94619, a4: .32362}
+    #   c4: {a4: 1, a5: cos50 = .64279} / 1.18878 = {a4: .84120, a5: .54071}
+    #   c5: {a5: 1, a4: .64279}                  = {a4: .54071, a5: .84120}
+    # Query 15 deg: {a0: cos15 = .96593, a1: cos25 = .90631} / 1.32454 = {a0: .72925, a1: .68424}
+    #   scores c0..c5: .72925*.79384 + .68424*.60812 = .99501, .72925*.60812 + .68424*.79384 = .98665,
+    #                  .68424*.44721 = .30600, 0, 0, 0  -> words x (.99501), y (.30600), z (0): rank of x = 1
+    # Query 200 deg: {a3: cos20 = .93969, a4: cos50 = .64279} / 1.13851 = {a3: .82537, a4: .56459}
+    #   scores: 0, 0, 0, .82537*.94619 + .56459*.32362 = .96367, .56459*.84120 = .47493, .56459*.54071 = .30528
+    #   -> words y (.96367), z (.47493), x (0): rank of z = 2
+    # top-1 = 1/2, top-5 = 1, MRR = (1 + 1/2) / 2 = 0.75, in both directions.
+    a = _unit([0, 40, 100, 180, 250, 300, 15, 200])
+    t = _rotate(a, 90)
+    words = ["x", "x", "y", "y", "z", "z", "x", "z"]
+    anchors, queries = np.arange(6), np.array([6, 7])
+    vals, idx = asif_core.topk_anchor_similarities(torch.from_numpy(a.astype(np.float32)),
+                                                   torch.from_numpy(a[:6].astype(np.float32)), [2], chunk_size=3)
+    qv, qi = asif_core.relative_reps(vals[6:], idx[6:], 2, 1.0)
+    cv, ci = asif_core.relative_reps(vals[:6], idx[:6], 2, 1.0)
+    for method in ("sparse-sparse", "sparse-dense"):
+        scores = asif_core.Candidates(cv, ci, 6, method).scores(qv, qi).numpy()
+        assert scores[0] == pytest.approx([.99501, .98665, .30600, 0, 0, 0], abs=2e-4)
+        assert scores[1] == pytest.approx([0, 0, 0, .96367, .47493, .30528], abs=2e-4)
+    res = _run(a, t, words, queries, anchors, [2], [1.0])
+    assert res["vocab"] == ["x", "y", "z"]
+    for name, d in res["configs"][0]["directions"].items():
+        assert d.ranks.tolist() == [1, 2], name
+        assert [[res["vocab"][w] for w in row] for row in d.top.tolist()] == [["x", "y", "z"], ["y", "z", "x"]]
+        assert d.metrics["top1"] == 0.5 and d.metrics["top5"] == 1.0 and d.metrics["mrr"] == pytest.approx(0.75)
+
+
+def _clustered(rng, num_words=30, per_word=20, dim=24, noise=0.08):
+    protos = rng.normal(size=(num_words, dim))
+    labels = np.repeat(np.arange(num_words), per_word)
+    X = protos[labels] + noise * rng.normal(size=(len(labels), dim))
+    return X, [f"w{i}" for i in labels]
+
+
+def test_exact_rotation_retrieves_perfectly():
+    rng = np.random.default_rng(0)
+    a, words = _clustered(rng)
+    Q, _ = np.linalg.qr(rng.normal(size=(24, 24)))
+    t = a @ Q
+    queries, anchors = split_rows(len(words), 0.15, seed=1)
+    res = _run(a, t, words, queries, anchors, [10, 40], [1.0, 4.0], chunk_size=37)
+    for cfg in res["configs"]:
+        for name, d in cfg["directions"].items():
+            assert d.metrics["top1"] == 1.0, (cfg["k"], cfg["p"], name)
+            assert d.metrics["mrr"] == 1.0
+
+
+def test_independent_spaces_sit_at_chance():
+    rng = np.random.default_rng(1)
+    n = 1500
+    words = [f"w{int(i)}" for i in rng.integers(0, 50, n)]
+    a = rng.normal(size=(n, 16))
+    t = rng.normal(size=(n, 12))
+    queries, anchors = split_rows(n, 0.15, seed=2)
+    res = _run(a, t, words, queries, anchors, [50], [4.0])
+    chance = res["chance"]
+    assert chance["top1"] == pytest.approx(1 / 50, rel=0.3)
+    for name, d in res["configs"][0]["directions"].items():
+        sd1 = np.sqrt(chance["top1"] * (1 - chance["top1"]) / len(queries))
+        sd5 = np.sqrt(chance["top5"] * (1 - chance["top5"]) / len(queries))
+        assert abs(d.metrics["top1"] - chance["top1"]) < 4 * sd1, name
+        assert abs(d.metrics["top5"] - chance["top5"]) < 4 * sd5, name
+
+
+def test_chance_levels_match_random_scores_through_the_real_ranking():
+    # random scores through rank_words (the real code path) must reproduce chance_levels' numbers
+    rng = np.random.default_rng(2)
+    counts = np.array([40, 20, 10, 5, 3, 1, 1])
+    anchor_word = np.repeat(np.arange(len(counts)), counts)
+    query_word = rng.integers(-1, len(counts), 4000)
+    chance = chance_levels(anchor_word, query_word, len(counts), seed=0, draws=4000)
+    scores = torch.rand(len(query_word), len(anchor_word), generator=torch.Generator().manual_seed(0))
+    rank, _ = asif_core.rank_words(scores, torch.from_numpy(anchor_word), len(counts), torch.from_numpy(query_word))
+    rank = rank.numpy()
+    assert np.mean(rank == 1) == pytest.approx(chance["top1"], abs=0.02)
+    assert np.mean((rank >= 1) & (rank <= 5)) == pytest.approx(chance["top5"], abs=0.02)
+    assert np.mean(np.where(rank > 0, 1.0 / np.maximum(rank, 1), 0)) == pytest.approx(chance["mrr"], abs=0.02)
+    # exact top-1: frequency-weighted over the answerable queries
+    exact = np.mean([counts[w] / counts.sum() if w >= 0 else 0 for w in query_word])
+    assert chance["top1"] == pytest.approx(exact, abs=1e-12)
+    assert chance["uniform"]["top1"] == pytest.approx(np.mean(query_word >= 0) / len(counts))
+
+
+def test_top_k_ties_break_towards_lower_anchor_index():
+    # identical anchor vectors (GloVe gives every occurrence of a word the same vector) tie exactly
+    v, w = np.array([1.0, 0.0]), np.array([0.6, 0.8])
+    anchors = np.array([w, v, v, w, v, v], dtype=np.float32)
+    X = np.array([v, w], dtype=np.float32)
+    vals, idx = asif_core.topk_anchor_similarities(torch.from_numpy(X), torch.from_numpy(anchors), [1, 2, 3],
+                                                   chunk_size=8)
+    assert sorted(idx[0, :2].tolist()) == [1, 2] and sorted(idx[0, :3].tolist()) == [1, 2, 4]
+    assert sorted(idx[1, :2].tolist()) == [0, 3] and idx[1, 2].item() == 1
+
+
+def _write_inputs(tmp_path, n=240, nan_row=None, rows2=None):
+    rng = np.random.default_rng(3)
+    a, words = _clustered(rng, num_words=12, per_word=n // 12, dim=10, noise=0.3)
+    t = np.tanh(a @ rng.normal(size=(10, 8))) + 0.05 * rng.normal(size=(n, 8))
+    rows = [(f"1-1-{i // 10:04d}", i % 10, w) for i, w in enumerate(words)]
+    text = keys_text(["audio", "text"], rows)
+    (tmp_path / "keys.json").write_text(text)
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    if nan_row is not None:
+        a[nan_row, 0] = np.inf
+    write_matrix_folder(tmp_path / "mats", "audio", [a], keys_sha256=sha)
+    write_matrix_folder(tmp_path / "mats", "text", [t if rows2 is None else t[:rows2]], keys_sha256=sha)
+    write_matrix_folder(tmp_path / "mats", "otherkeys", [t], keys_sha256="0" * 64)
+    return words
+
+
+def test_cli_sweep_writes_results(tmp_path):
+    words = _write_inputs(tmp_path)
+    proc = run_script(SCRIPT, "--path_layer1", tmp_path / "mats/audio/layer_0.npy",
+                      "--path_layer2", tmp_path / "mats/text/layer_0.npy", "--keys", tmp_path / "keys.json",
+                      "--k", "5", "20", "--p", "1", "4", "--seed", "7", "--device", "cpu", "--out_dir", tmp_path / "res")
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "res" / "audio-layer_0__text-layer_0"
+    names = sorted(p.name for p in files_under(folder))
+    assert names == sorted(["accuracy_vs_k.png", "summary.csv", "summary.json", "asif_k5_p1.json",
+                            "asif_k5_p4.json", "asif_k20_p1.json", "asif_k20_p4.json"])
+    result = json.loads((folder / "asif_k20_p4.json").read_text())
+    queries, anchors = split_rows(len(words), 0.15, seed=7)
+    assert result["split"] == {"num_queries": len(queries), "num_anchors": len(anchors)}
+    for direction in ("audio_to_text", "text_to_audio"):
+        d = result["directions"][direction]
+        assert [q["row"] for q in d["queries"]] == queries.tolist()
+        assert all(q["word"] == words[q["row"]] and len(q["top5"]) == 5 for q in d["queries"])
+        top1 = np.mean([q["top5"][0] == q["word"] for q in d["queries"]])
+        assert d["metrics"]["top1"] == pytest.approx(top1)
+        assert d["metrics"]["top1"] > 3 * d["chance"]["top1"]  # related spaces: far above chance
+    with open(folder / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and {r["direction"] for r in rows} == {"audio_to_text", "text_to_audio"}
+    assert (folder / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _bad(tmp_path, *args, layer2="mats/text/layer_0.npy"):
+    proc = run_script(SCRIPT, "--path_layer1", tmp_path / "mats/audio/layer_0.npy", "--path_layer2",
+                      tmp_path / layer2, "--keys", tmp_path / "keys.json", *args, "--out_dir", tmp_path / "res")
+    assert proc.returncode == 2, proc.stderr
+    assert files_under(tmp_path / "res") == []
+    return proc.stderr
+
+
+def test_bad_input(tmp_path):
+    _write_inputs(tmp_path)
+    err = _bad(tmp_path, "--k", "5", "300")
+    assert len(error_lines(err)) == 1 and "--k 300" in err and "anchors" in err
+    err = _bad(tmp_path, "--p", "0")
+    assert "allowed" in err and "--p" in err
+    err = _bad(tmp_path, "--k", "0")
+    assert "allowed" in err
+    err = _bad(tmp_path, layer2="mats/otherkeys/layer_0.npy")
+    assert len(error_lines(err)) == 1 and "another keys file" in err
+    _write_inputs(tmp_path, nan_row=33, rows2=200)
+    err = _bad(tmp_path, layer2="mats/audio/layer_0.npy")
+    assert len(error_lines(err)) == 1 and "row 33" in err and "layer_0.npy" in err
+    (tmp_path / "mats/audio/layer_0.npy").unlink()
+    _write_inputs(tmp_path, rows2=200)
+    err = _bad(tmp_path)
+    assert len(error_lines(err)) == 1 and "240 rows" in err and "200" in err
