@@ -13,7 +13,9 @@ Procedure (one layer of an audio model, one of a text model, rows = the keys fil
    k largest are kept (ties at the k-th place broken towards the lower anchor index, so the set is
    deterministic even when identical vectors, such as GloVe's, tie), clipped at 0 (a negative similarity
    raised to an even p would turn into a strong positive one), raised to the power p and L2-normalised.
-   It is sparse: k (anchor index, value) pairs.
+   It is sparse: k (anchor index, value) pairs. An anchor's own relative representation leaves the anchor
+   itself out (its similarity to itself is 1 in both spaces, which would let a query reach a candidate
+   through the candidate's paired vector in the query's own space rather than by comparing the two spaces).
 4. Audio -> text: a query's audio relative representation is compared (dot product over anchor indices) with
    the relative representation of every anchor's *text* vector. Text -> audio is the mirror image.
 
@@ -232,9 +234,10 @@ def run(path1: str | Path, path2: str | Path, keys_path: str | Path, *, ks: Sequ
     a, t, keys = load_inputs(path1, path2, keys_path)
     n = a.shape[0]
     queries, anchors = split_rows(n, query_fraction, seed)
-    if max(ks) > len(anchors):
-        raise UserError(f"--k {max(ks)} is larger than the number of anchors ({len(anchors)} of {n} occurrences with "
-                        f"--query_fraction {query_fraction}); use k <= {len(anchors)}")
+    if max(ks) > len(anchors) - 1:
+        raise UserError(f"--k {max(ks)} is larger than the anchors an anchor can use ({len(anchors)} anchors of {n} "
+                        f"occurrences with --query_fraction {query_fraction}, itself left out); "
+                        f"use k <= {len(anchors) - 1}")
     from wordreps.experiments.asif_core import run_asif  # torch: imported only once the inputs are known good
 
     result = run_asif(a, t, keys.words, queries, anchors, ks=ks, ps=ps, seed=seed, center=center,

@@ -22,9 +22,14 @@ _CSR_BETA = "Sparse CSR tensor support is in beta state"
 
 # ---------------------------------------------------------------------------------------------- relative reps
 
-def topk_anchor_similarities(X: torch.Tensor, anchors: torch.Tensor, ks: Sequence[int], chunk_size: int
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+def topk_anchor_similarities(X: torch.Tensor, anchors: torch.Tensor, ks: Sequence[int], chunk_size: int,
+                             exclude: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """For every row of X: the max(ks) largest cosine similarities to ``anchors`` (values, anchor indices).
+
+    ``exclude[r]`` (or -1) is an anchor index that row r must not use: an anchor's relative representation
+    leaves itself out. Otherwise a candidate anchor would carry its own index at similarity 1, and the score of
+    a query against it would be the query's similarity to the candidate's *paired* vector in the query's own
+    modality: a within-modality lookup dressed up as cross-modal retrieval.
 
     Sorted by value, descending. For each k in ``ks`` the first k entries are the top-k *set*, with a tie at the
     k-th place broken towards lower anchor indices (rows with such a tie are re-sorted stably), so the set does
@@ -37,6 +42,10 @@ def topk_anchor_similarities(X: torch.Tensor, anchors: torch.Tensor, ks: Sequenc
     idx_out = torch.empty((X.shape[0], kmax), dtype=torch.int64, device=X.device)
     for s in range(0, X.shape[0], chunk_size):
         sims = X[s:s + chunk_size] @ anchors.T
+        if exclude is not None:
+            ex = exclude[s:s + chunk_size]
+            rows = torch.nonzero(ex >= 0).flatten()
+            sims[rows, ex[rows]] = float("-inf")
         v, i = torch.topk(sims, take, dim=1, largest=True, sorted=True)
         tie = torch.zeros(v.shape[0], dtype=torch.bool, device=X.device)
         for k in set(ks):
@@ -166,22 +175,24 @@ def run_asif(a: np.ndarray, t: np.ndarray, words: Sequence[str], queries: np.nda
     """ASIF in both directions for every (k, p) with the given split; returns vocabulary and per-config results.
 
     ``queries`` and ``anchors`` are row indices (see :func:`wordreps.experiments.asif.split_rows`); every k must
-    be at most the number of anchors.
+    be at most the number of anchors - 1 (an anchor's own representation leaves itself out).
     """
     n = a.shape[0]
     if len(words) != n or t.shape[0] != n:
         raise ValueError("a, t and words must have the same number of rows")
     na = len(anchors)
-    if max(ks) > na:
-        raise ValueError(f"k = {max(ks)} exceeds the {na} anchors")
+    if max(ks) > na - 1:
+        raise ValueError(f"k = {max(ks)} exceeds the {na - 1} anchors an anchor can use (itself left out)")
     dev = resolve_device(device) if isinstance(device, str) else device
     if method == "auto":
         method = "sparse-dense" if dev.type == "cuda" else "sparse-sparse"
     A = torch.from_numpy(normalise(a, anchors, center, paths[0])).to(dev)
     T = torch.from_numpy(normalise(t, anchors, center, paths[1])).to(dev)
     ks = sorted(set(int(k) for k in ks))
-    a_vals, a_idx = topk_anchor_similarities(A, A[torch.from_numpy(anchors).to(dev)], ks, chunk_size)
-    t_vals, t_idx = topk_anchor_similarities(T, T[torch.from_numpy(anchors).to(dev)], ks, chunk_size)
+    exclude = torch.full((n,), -1, dtype=torch.int64, device=dev)
+    exclude[torch.from_numpy(anchors).to(dev)] = torch.arange(na, device=dev)
+    a_vals, a_idx = topk_anchor_similarities(A, A[torch.from_numpy(anchors).to(dev)], ks, chunk_size, exclude)
+    t_vals, t_idx = topk_anchor_similarities(T, T[torch.from_numpy(anchors).to(dev)], ks, chunk_size, exclude)
     del A, T
     vocab = sorted({words[i] for i in anchors})
     word_id = {w: j for j, w in enumerate(vocab)}

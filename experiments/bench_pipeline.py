@@ -52,6 +52,7 @@ nothing downloaded, random weights, synthetic dev-clean-like audio:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -378,7 +379,8 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
                 fn, reset = sides[name]
                 reset()
                 loads.setdefault(stage, []).append(os.getloadavg()[0])
-                seconds, results[name] = timed(fn, device)
+                with contextlib.redirect_stdout(sys.stderr):  # the stage scripts' "wrote ..." lines
+                    seconds, results[name] = timed(fn, device)
                 trials.setdefault(f"{name}_{stage}", []).append(seconds)
                 log(f"{stage}, {name}: {seconds:.2f} s")
         return results

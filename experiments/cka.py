@@ -198,8 +198,12 @@ def write_outputs(folder: Path, metric: str, res: CKAResult, m1: ModelMatrices, 
 
     info = {
         "format": "wordreps.cka", "version": 1, "metric": metric, "metric_name": METRIC_TITLES[metric],
-        "model1": {"name": m1.name, "slug": m1.slug, "matrices": str(m1.folder), "layers": layers1, "dim": m1.dim},
-        "model2": {"name": m2.name, "slug": m2.slug, "matrices": str(m2.folder), "layers": layers2, "dim": m2.dim},
+        # "name" is the matrices folder's slug (what plots, CSV and summaries show); "model" is the model's full
+        # name from matrices.json (a hub name, or for a local model its filesystem path)
+        "model1": {"name": m1.slug, "slug": m1.slug, "model": m1.name, "matrices": str(m1.folder),
+                   "layers": layers1, "dim": m1.dim},
+        "model2": {"name": m2.slug, "slug": m2.slug, "model": m2.name, "matrices": str(m2.folder),
+                   "layers": layers2, "dim": m2.dim},
         "num_rows": m1.num_rows, "rows_used": res.rows_used, "keys_sha256": m1.keys_sha256,
         "keys_path": m1.info.get("keys_path"), "settings": {**settings, "rbf_sample": res.rows_used
                                                             if metric == "rbf" else None,
@@ -216,38 +220,66 @@ def write_outputs(folder: Path, metric: str, res: CKAResult, m1: ModelMatrices, 
     for a, i in enumerate(layers1):
         for b, j in enumerate(layers2):
             extra = [None if arr is None else arr[a, b] for arr in (res.ci_low, res.ci_high, res.perm_mean, res.perm_p95)]
-            writer.writerow([m1.name, i, m2.name, j, metric, _fmt(res.values[a, b]), *map(_fmt, extra)])
+            writer.writerow([m1.slug, i, m2.slug, j, metric, _fmt(res.values[a, b]), *map(_fmt, extra)])
     write_text_atomic(paths["csv"], buf.getvalue())
-    title = f"{METRIC_TITLES[metric]}, n = {res.rows_used}"
-    heatmap(paths["png"], res.values, layers1, layers2, f"{m1.name} layer", f"{m2.name} layer", title)
+    title = f"{m1.slug} vs {m2.slug}\n{METRIC_TITLES[metric]}, n = {res.rows_used}"
+    heatmap(paths["png"], res.values, layers1, layers2, f"{m1.slug} layer", f"{m2.slug} layer", title)
     return paths
+
+
+ANNOTATE_MAX_LAYERS = 14   # both sides at most this many layers: every cell's value is written in it
+TICK_LABELS_MAX = 30       # more layers than this on a side: tick labels thinned to about this many
+
+
+def _ticks(layers: list[int]) -> tuple[list[int], list[str]]:
+    step = max(1, math.ceil(len(layers) / TICK_LABELS_MAX))
+    pos = list(range(0, len(layers), step))
+    return pos, [str(layers[p]) for p in pos]
 
 
 def heatmap(path: Path, values: np.ndarray, layers1: list[int], layers2: list[int], xlabel: str, ylabel: str,
             title: str) -> None:
-    """Model 1's layers along x, model 2's along y (origin lower left), colour bar from min(0, values) to 1."""
+    """Model 1's layers along x, model 2's along y (origin lower left), colour bar from min(0, values) to 1.
+
+    Small grids (both sides <= ANNOTATE_MAX_LAYERS) carry each cell's value (2 decimals) in a colour that
+    contrasts with the cell; a NaN cell is left blank. Every layer is labelled up to TICK_LABELS_MAX a side.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
     vmin = min(0.0, float(finite.min())) if finite.size else 0.0
-    width = 2.5 + 0.28 * len(layers1)
-    height = 2.0 + 0.28 * len(layers2)
+    annotate = len(layers1) <= ANNOTATE_MAX_LAYERS and len(layers2) <= ANNOTATE_MAX_LAYERS
+    cell = 0.42 if annotate else 0.28
+    width = 2.8 + cell * len(layers1)
+    height = 2.0 + cell * len(layers2)
     fig, ax = plt.subplots(figsize=(max(4.5, min(width, 14)), max(4.0, min(height, 14))))
-    image = ax.imshow(np.asarray(values, dtype=float).T, origin="lower", aspect="auto", cmap="magma",
-                      vmin=vmin, vmax=1.0, interpolation="nearest")
-    ax.set_xticks(range(len(layers1)))
-    ax.set_xticklabels([str(i) for i in layers1], fontsize=7)
-    ax.set_yticks(range(len(layers2)))
-    ax.set_yticklabels([str(j) for j in layers2], fontsize=7)
+    image = ax.imshow(values.T, origin="lower", aspect="auto", cmap="magma", vmin=vmin, vmax=1.0,
+                      interpolation="nearest")
+    pos, labels = _ticks(layers1)
+    ax.set_xticks(pos)
+    ax.set_xticklabels(labels, fontsize=7)
+    pos, labels = _ticks(layers2)
+    ax.set_yticks(pos)
+    ax.set_yticklabels(labels, fontsize=7)
+    if annotate:
+        fontsize = 7 if max(len(layers1), len(layers2)) <= 8 else 6
+        for a in range(len(layers1)):
+            for b in range(len(layers2)):
+                v = values[a, b]
+                if not math.isfinite(v):
+                    continue
+                r, g, bl, _ = image.cmap(image.norm(v))
+                colour = "black" if 0.299 * r + 0.587 * g + 0.114 * bl > 0.5 else "white"
+                ax.text(a, b, f"{v:.2f}", ha="center", va="center", fontsize=fontsize, color=colour)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=9)
     cbar = fig.colorbar(image, ax=ax)
     cbar.set_label("CKA")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
-

@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--path_layer2", required=True, help="matrix .npy of the second space (text)")
     parser.add_argument("--keys", required=True, help="keys file the matrices were assembled with")
     parser.add_argument("--k", nargs="+", type=int_range(1, None), default=[600],
-                        help="anchors kept per relative representation; several values make a sweep (default: 600)")
+                        help="anchors kept per relative representation, at most anchors - 1; several values make a "
+                             "sweep (default: 600)")
     parser.add_argument("--p", nargs="+", type=float_range(0, None, lo_open=True), default=[4.0],
                         help="power applied to the kept similarities, > 0; several values make a sweep (default: 4)")
     parser.add_argument("--query_fraction", type=float_range(0, 1, lo_open=True, hi_open=True), default=0.15,

@@ -47,7 +47,9 @@ def test_writes_json_csv_and_heatmap(cka_run):
     assert sorted(p.name for p in files_under(folder)) == sorted(
         f"{m}.{ext}" for m in ("linear", "debiased", "rbf") for ext in ("json", "csv", "png"))
     info = json.loads((folder / "linear.json").read_text())
-    assert info["model1"]["name"] == "org/text" and info["model2"]["name"] == "speech"
+    # "name" (shown in plots, CSV, summaries) is the matrices folder's slug; "model" keeps the full model name
+    assert info["model1"]["name"] == "org__text" and info["model2"]["name"] == "speech"
+    assert info["model1"]["model"] == "org/text" and info["model2"]["model"] == "speech"
     assert info["model1"]["layers"] == [0, 1, 2] and info["model2"]["layers"] == [0, 1]
     assert info["num_rows"] == 300 and info["keys_sha256"] == "k" * 64 and info["metric"] == "linear"
     values = np.array(info["values"])
@@ -60,7 +62,7 @@ def test_writes_json_csv_and_heatmap(cka_run):
     assert len(rows) == 6
     for row in rows:
         assert float(row["value"]) == pytest.approx(expected[int(row["layer1"]), int(row["layer2"])], abs=1e-6)
-        assert row["model1"] == "org/text" and row["metric"] == "linear"
+        assert row["model1"] == "org__text" and row["model2"] == "speech" and row["metric"] == "linear"
     png = (folder / "linear.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     rbf = json.loads((folder / "rbf.json").read_text())
