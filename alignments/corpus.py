@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from tqdm import tqdm
 
 from wordreps.alignments.frames import words_frames
 from wordreps.alignments.geometry import FrameGeometry, format_number
 from wordreps.alignments.textgrids import read_textgrid_words
+from wordreps.common.audio import audio_header
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Utterance, Word
 
@@ -112,10 +112,7 @@ def audio_num_samples(path: str, sample_rate_hz: int, resample_hint: str = "pyth
     """Length in samples of a mono file at ``sample_rate_hz`` (header only), or a :class:`UserError`."""
     if not os.path.exists(path):
         raise UserError(f"audio file {path} does not exist (its TextGrid is there); check --audio_root and --split")
-    try:
-        info = sf.info(path)
-    except Exception as err:  # soundfile raises LibsndfileError / RuntimeError
-        raise UserError(f"audio file {path} cannot be read ({err}); re-download or re-create it") from err
+    info = audio_header(path)  # unreadable or empty (a 0-byte file, a FLAC counting 0 samples): one clear error
     if info.samplerate != sample_rate_hz:
         raise UserError(
             f"audio file {path} is at {info.samplerate} Hz but the geometry is at {sample_rate_hz} Hz; make a "

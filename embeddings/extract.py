@@ -353,6 +353,29 @@ class _Writer:
         self._finish()
 
 
+def _check_length(u: Utterance, num_samples: int) -> None:
+    if num_samples != u.num_samples:
+        raise UserError(f"audio file {u.audio_path} has {num_samples} samples but the alignment JSON says "
+                        f"{u.num_samples} for utterance {u.utt_id}; the audio changed since the alignment was "
+                        "made: re-create the alignment JSON")
+
+
+def check_audio_headers(utterances: Sequence[Utterance], rate_hz: int, num_workers: int = 4) -> None:
+    """Header-only audio checks (exists, readable, not empty, mono, rate, length) of every utterance, in order.
+
+    Run before anything is written, so a bad file stops the run with an empty output folder instead of hours in.
+    A file whose header is fine but whose data is damaged is still caught when it is decoded.
+    """
+    from wordreps.common.audio import check_audio
+
+    def check(u: Utterance) -> None:
+        _check_length(u, check_audio(u.audio_path, rate_hz))
+
+    with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="audio-check") as pool:
+        for _ in pool.map(check, utterances):  # re-raises the first failure in utterance order
+            pass
+
+
 def _prefetch(batches: Sequence[list[Utterance]], backend: Backend, num_workers: int = 4,
               depth: int = 2) -> Iterator[list[BatchItem]]:
     """Yield BatchItems with audio loaded by background threads, ``depth`` batches ahead."""
@@ -367,10 +390,7 @@ def _prefetch(batches: Sequence[list[Utterance]], backend: Backend, num_workers:
 
     def load(u: Utterance) -> BatchItem:
         audio = load_audio(u.audio_path, rate)
-        if len(audio) != u.num_samples:
-            raise UserError(f"audio file {u.audio_path} has {len(audio)} samples but the alignment JSON says "
-                            f"{u.num_samples} for utterance {u.utt_id}; the audio changed since the alignment was "
-                            "made: re-create the alignment JSON")
+        _check_length(u, len(audio))
         return BatchItem(u, audio)
 
     q: queue.Queue = queue.Queue(maxsize=depth)
@@ -455,7 +475,6 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
     name = args.name if getattr(args, "name", None) else store.slug_for(backend.model_name)
     folder = store.model_dir(args.out_dir, name)
     manifest = build_manifest_for(backend, alignment, args.dtype)
-    store.prepare_folder(folder, manifest, overwrite=bool(getattr(args, "overwrite", False)))
 
     utterances = sorted(alignment.utterances, key=lambda u: u.utt_id)
     if getattr(args, "limit", None):
@@ -467,6 +486,11 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
                                equal_key=equal_key)
     mine = select_shard_items(all_batches, shard_id, num_shards)
     my_ids = [u.utt_id for b in mine for u in b]
+    if backend.needs_audio:
+        # utterances with a done record are skipped here (their files are checked below, and redone if changed)
+        recorded = set() if getattr(args, "overwrite", False) else set(store.read_done_records(folder))
+        check_audio_headers([u for b in mine for u in b if u.utt_id not in recorded], int(backend.sample_rate_hz))
+    store.prepare_folder(folder, manifest, overwrite=bool(getattr(args, "overwrite", False)))
     store.remove_stale_temps(folder, my_ids)  # left by a worker killed mid-write
     if getattr(args, "overwrite", False):
         store.clear_for_overwrite(folder, my_ids, shard_id, num_shards)

@@ -146,7 +146,7 @@ def load_keys(path: str | os.PathLike) -> Keys:
         data = path.read_bytes()
     except FileNotFoundError:
         raise UserError(f"keys file {path} does not exist; write it with embeddings/matrix_embeddings.py "
-                        "--models ... --write_words {path}") from None
+                        f"--models ... --write_words {path}") from None
     except OSError as err:
         raise UserError(f"keys file {path} cannot be read ({err.strerror}); check its permissions") from err
     try:
