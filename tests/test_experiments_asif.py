@@ -18,13 +18,7 @@ from wordreps.experiments.asif import chance_levels, split_rows
 SCRIPT = "experiments/experiment_ASIF.py"
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread, so a busy machine's other processes cannot stall a second spinning thread."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unit(deg) -> np.ndarray:

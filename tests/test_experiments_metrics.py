@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from wordreps.experiments import metrics as M
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one thread, so a busy machine's other processes cannot stall a second spinning thread."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _hsic0(K: np.ndarray, L: np.ndarray) -> float:
