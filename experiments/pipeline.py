@@ -68,22 +68,20 @@ def guess_kind(model: str) -> str:
         if model_type == "audio-spectrogram-transformer":
             return "audio"
         return "text"
-    if _is_s3prl_name(model) or any(k in low for k in ("wav2vec2", "hubert", "wavlm", "data2vec-audio")):
+    if any(k in low for k in ("wav2vec2", "hubert", "wavlm", "data2vec-audio")) or _is_s3prl_name(model):
         return "speech"
     return "text"
 
 
 def _is_s3prl_name(name: str) -> bool:
-    try:
-        import s3prl.hub as hub
-    except Exception:
-        return False
-    return name in dir(hub)
+    from wordreps.embeddings.speech_backends import s3prl_hub_names
+
+    return name in s3prl_hub_names()
 
 
 def parse_model(text: str) -> ModelSpec:
     """``name``, ``kind:name`` or ``kind:name@slug`` (kind one of glove, text, speech, audio)."""
-    kind, _, rest = text.partition(":") if text.split(":", 1)[0] in SCRIPTS else ("", "", text)
+    kind, _, rest = text.partition(":") if ":" in text and text.split(":", 1)[0] in SCRIPTS else ("", "", text)
     model, _, slug = rest.partition("@")
     kind = kind or guess_kind(model)
     if not slug:
@@ -300,7 +298,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
             args += ["--model", spec.model, "--device", cfg.device]
         args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
         if spec.needs_easyaudio and not env_has_easyaudio():
-            steps.append(Step(f"SKIP {spec.slug}: easyaudio is not installed (see README: Installing easyaudio)",
+            steps.append(Step(f"{spec.slug}: easyaudio is not installed (see README: Installing easyaudio)",
                               "", [], [], done=lambda: True))
             continue
         slugs.append(spec.slug)

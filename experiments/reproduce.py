@@ -44,7 +44,9 @@ def main() -> int:
     steps = P.build_plan(cfg)
     if args.dry_run:
         for step in steps:
-            if isinstance(step, P._LazyStep):
+            if not step.script:
+                print(f"[skip] {step.name}")
+            elif isinstance(step, P._LazyStep):
                 print(f"[plan] {step.name}: python3 {step.script} (arguments from earlier outputs)")
             else:
                 print(f"[{'done' if step.complete() else 'plan'}] {step.name}: {step.command()}")
