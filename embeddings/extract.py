@@ -36,7 +36,8 @@ from wordreps.embeddings import store
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 
 DEFAULT_OUT_DIR = "outputs/embeddings"
-DEFAULT_BATCH_SECONDS = 200.0
+DEFAULT_BATCH_SECONDS = 200.0      # on a GPU: big batches keep it busy
+DEFAULT_BATCH_SECONDS_CPU = 20.0   # on a CPU, padding costs more than batching saves (measured by bench_pipeline)
 DEFAULT_BATCH_TOKENS = 8192
 _FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 
@@ -67,9 +68,9 @@ def add_extraction_args(parser: argparse.ArgumentParser, *, audio: bool) -> argp
                    help="folder name under --out_dir (default: the model name with '/' -> '__', or a local "
                         "path's base name)")
     if audio:
-        g.add_argument("--batch_seconds", type=float_range(0.0, 1e6, lo_open=True), default=DEFAULT_BATCH_SECONDS,
-                       help="padded audio seconds per batch (default: %(default)s; lower it if the GPU runs out "
-                            "of memory)")
+        g.add_argument("--batch_seconds", type=float_range(0.0, 1e6, lo_open=True), default=None,
+                       help=f"padded audio seconds per batch (default: {DEFAULT_BATCH_SECONDS:g} on a GPU, "
+                            f"{DEFAULT_BATCH_SECONDS_CPU:g} on a CPU; lower it if the GPU runs out of memory)")
     else:
         g.add_argument("--batch_tokens", type=int_range(1, 10**8), default=DEFAULT_BATCH_TOKENS,
                        help="padded tokens per batch (default: %(default)s)")
@@ -454,6 +455,11 @@ def build_manifest_for(backend: Backend, alignment, dtype: str) -> dict:
     )
 
 
+def _default_batch_seconds(backend: Backend) -> float:
+    device = getattr(backend, "device", None)
+    return DEFAULT_BATCH_SECONDS if getattr(device, "type", "cpu") == "cuda" else DEFAULT_BATCH_SECONDS_CPU
+
+
 def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, object]:
     """Everything before the first forward pass: alignment, geometry check, manifest, shard plan, resume."""
     from wordreps.alignments.align_format import load_alignment
@@ -480,7 +486,7 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
     if getattr(args, "limit", None):
         utterances = utterances[: args.limit]
     budget = float(getattr(args, "batch_seconds", None) or getattr(args, "batch_tokens", None)
-                   or (DEFAULT_BATCH_SECONDS if backend.needs_audio else DEFAULT_BATCH_TOKENS))
+                   or (_default_batch_seconds(backend) if backend.needs_audio else DEFAULT_BATCH_TOKENS))
     equal_key = (lambda u: u.num_samples) if backend.needs_audio else backend.cost
     all_batches = plan_batches(utterances, backend.cost, budget, padding_sensitive=backend.padding_sensitive,
                                equal_key=equal_key)
@@ -512,7 +518,8 @@ def _embed_or_explain(backend: Backend, items: list[BatchItem], args: argparse.N
     except RuntimeError as err:
         if "out of memory" not in str(err).lower():
             raise
-        budget = ("--batch_seconds", getattr(args, "batch_seconds", None)) if backend.needs_audio else \
+        budget = ("--batch_seconds", getattr(args, "batch_seconds", None) or _default_batch_seconds(backend)) \
+            if backend.needs_audio else \
             ("--batch_tokens", getattr(args, "batch_tokens", None))
         size = sum(backend.cost(i.utterance) for i in items)
         raise UserError(f"{backend.model_name} ran out of memory on a batch of {len(items)} utterances "

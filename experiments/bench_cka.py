@@ -23,11 +23,15 @@ from wordreps.experiments.metrics import all_pairs, resolve_device
 
 
 def _dims(text: str) -> tuple[int, int]:
+    """argparse type for a D1:D2 pair of widths, each in [1, 65536] (a width of 0 or less is refused here)."""
     try:
         a, b = text.split(":")
-        return int(a), int(b)
+        a, b = int(a), int(b)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not D1:D2, e.g. 1024:768") from None
+    if not (1 <= a <= 65536 and 1 <= b <= 65536):
+        raise argparse.ArgumentTypeError(f"{text} is out of range (allowed: D1:D2 with each in [1, 65536])")
+    return a, b
 
 
 def build_parser() -> argparse.ArgumentParser:
