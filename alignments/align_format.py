@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from wordreps.alignments.geometry import FrameGeometry
+from wordreps.alignments.geometry import FrameGeometry, default_alignment_file
 from wordreps.common.atomic import sha256_file, write_json_atomic
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Utterance, Word
@@ -61,12 +61,14 @@ class Alignment:
         return sum(len(u.words) for u in self.utterances)
 
     def require_geometry(self, geometry: FrameGeometry, model: str) -> None:
-        """Refuse (:class:`UserError`) to pair this alignment with a model whose frames sit elsewhere."""
+        """Refuse (:class:`UserError`) to pair this alignment with a model whose frames sit elsewhere; the
+        message names the alignment file to make and the exact command that makes it."""
         if geometry != self.geometry:
+            name = default_alignment_file(geometry)
             raise UserError(
                 f"alignment file {self.path} was made for frames of {self.geometry.describe()}, but model {model} "
                 f"has {geometry.describe()}; make a matching alignment with `python3 alignments/alignments_and_trans.py "
-                f"{geometry.cli_flags()}` (or --model) and pass that one")
+                f"{geometry.cli_flags()} --output {name}` (or --model), then pass --path {name}")
 
 
 def utterance_to_dict(utt: Utterance, transcript_match: bool) -> dict:

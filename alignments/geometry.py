@@ -198,3 +198,8 @@ def stride_label(geometry: FrameGeometry) -> str:
 def sample_rate_label(geometry: FrameGeometry) -> str:
     """The sample rate in kHz as file names show it: 16, 24, 22.05."""
     return format_number(geometry.sample_rate_hz / 1000)
+
+
+def default_alignment_file(geometry: FrameGeometry) -> str:
+    """Default alignment JSON name for a geometry: alignments/audio_alignments_{stride_ms}_{rate_khz}.json."""
+    return f"alignments/audio_alignments_{stride_label(geometry)}_{sample_rate_label(geometry)}.json"

@@ -57,10 +57,10 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from wordreps.alignments.geometry import FrameGeometry, lookup_model_geometry
+from wordreps.alignments.geometry import FrameGeometry, geometry_for_model
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
-from wordreps.embeddings.pooling import autocast_for, pool_words, pooled_to_numpy
+from wordreps.embeddings.pooling import autocast_for, pool_utterances
 
 # ------------------------------------------------------------------------------------------------ easyaudio
 
@@ -115,13 +115,6 @@ def fold_time_major(tokens: torch.Tensor, group: int) -> torch.Tensor:
     return tokens.reshape(t_tokens // group, group, dim).mean(dim=1)
 
 
-def _geometry_for(name: str) -> FrameGeometry:
-    geometry = lookup_model_geometry(name)
-    if geometry is None:  # pragma: no cover - every name in EASYAUDIO_MODELS is in the registry
-        raise UserError(f"no frame geometry is registered for easyaudio model {name!r}")
-    return geometry
-
-
 class EasyAudioBackend(Backend):
     """An easyaudio model (EnCodecMAE or BEATs), one utterance at a time, pooled on ``device``."""
 
@@ -138,7 +131,7 @@ class EasyAudioBackend(Backend):
         self.model_name = name
         self.device = torch.device(device)
         self.is_beats = name in BEATS_MODELS
-        self.geometry = _geometry_for(name)
+        self.geometry = geometry_for_model(name)  # every name in EASYAUDIO_MODELS is in the registry
         self.sample_rate_hz = self.geometry.sample_rate_hz
         hub = import_easyaudio_hub(name)
         get_model = getattr(hub, "get_model", None)
@@ -211,9 +204,7 @@ class EasyAudioBackend(Backend):
                                 f"{hidden.shape[2]} for utterance {utt.utt_id}, but {self.num_layers} of "
                                 f"{self.dim} at load time")
             # frames are clipped to those produced: encodecmae drops a last chunk of <= 2048 samples
-            pooled = pool_words(hidden.unsqueeze(1), [int(hidden.shape[1])], [_spans(utt)],
-                                utt_ids=[utt.utt_id], words=[[w.word for w in utt.words]])
-            out.extend(pooled_to_numpy(pooled))
+            out.extend(pool_utterances(hidden.unsqueeze(1), [int(hidden.shape[1])], [utt]))
         return out
 
     def describe(self) -> dict:
@@ -363,10 +354,7 @@ class ASTBackend(Backend):
                 self.num_layers, n * self.chunk_steps, self.dim)
             offset += n
         num_frames = [self.num_steps(item.audio.size) for item in batch]
-        utts = [item.utterance for item in batch]
-        pooled = pool_words(hidden, num_frames, [_spans(u) for u in utts], utt_ids=[u.utt_id for u in utts],
-                            words=[[w.word for w in u.words] for u in utts])
-        return pooled_to_numpy(pooled)
+        return pool_utterances(hidden, num_frames, [item.utterance for item in batch])
 
     def describe(self) -> dict:
         return {
@@ -421,7 +409,3 @@ def _dist_version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _spans(utt: Utterance) -> list[tuple[int, int]]:
-    return [(w.first_frame, w.last_frame) for w in utt.words]

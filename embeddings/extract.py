@@ -147,20 +147,6 @@ def resolve_device(text: str, env: Mapping[str, str] | None = None):
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def alignment_file_name(geometry) -> str:
-    """Default alignment JSON name for a geometry: alignments/audio_alignments_{stride_ms}_{rate_khz}.json."""
-    from wordreps.alignments.geometry import sample_rate_label, stride_label
-
-    return f"alignments/audio_alignments_{stride_label(geometry)}_{sample_rate_label(geometry)}.json"
-
-
-def geometry_hint(model_name: str, geometry) -> str:
-    """What to run to make the alignment JSON a model with ``geometry`` needs."""
-    name = alignment_file_name(geometry)
-    return (f"run python3 alignments/alignments_and_trans.py {geometry.cli_flags()} --output {name} "
-            f"(the frame geometry of {model_name}), then pass --path {name}")
-
-
 def select_shard_items(items: Sequence, shard_id: int, num_shards: int) -> list:
     """Stable assignment: item ``j`` goes to shard ``j % num_shards``."""
     return [x for j, x in enumerate(items) if j % num_shards == shard_id]
@@ -465,13 +451,8 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
     from wordreps.alignments.align_format import load_alignment
 
     alignment = load_alignment(args.path)
-    if backend.geometry is not None and backend.geometry != alignment.geometry:
-        g, a = backend.geometry, alignment.geometry
-        raise UserError(
-            f"alignment file {args.path} was made for frames of {a.hop_samples} samples (receptive field "
-            f"{a.receptive_field_samples}) at {a.sample_rate_hz} Hz, but {backend.model_name} has "
-            f"{g.hop_samples} samples (receptive field {g.receptive_field_samples}) at {g.sample_rate_hz} Hz; "
-            + geometry_hint(backend.model_name, g))
+    if backend.geometry is not None:
+        alignment.require_geometry(backend.geometry, backend.model_name)
     if backend.sample_rate_hz is not None and backend.needs_audio and \
             alignment.geometry.sample_rate_hz != backend.sample_rate_hz:
         raise UserError(f"alignment file {args.path} is for {alignment.geometry.sample_rate_hz} Hz audio but "
@@ -492,15 +473,16 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
                                equal_key=equal_key)
     mine = select_shard_items(all_batches, shard_id, num_shards)
     my_ids = [u.utt_id for b in mine for u in b]
+    overwrite = bool(getattr(args, "overwrite", False))
+    # read once: --overwrite deletes this shard's files below, so none of their records can match then
+    records = {} if overwrite else store.read_done_records(folder)
     if backend.needs_audio:
         # utterances with a done record are skipped here (their files are checked below, and redone if changed)
-        recorded = set() if getattr(args, "overwrite", False) else set(store.read_done_records(folder))
-        check_audio_headers([u for b in mine for u in b if u.utt_id not in recorded], int(backend.sample_rate_hz))
-    store.prepare_folder(folder, manifest, overwrite=bool(getattr(args, "overwrite", False)))
+        check_audio_headers([u for b in mine for u in b if u.utt_id not in records], int(backend.sample_rate_hz))
+    store.prepare_folder(folder, manifest, overwrite=overwrite)
     store.remove_stale_temps(folder, my_ids)  # left by a worker killed mid-write
-    if getattr(args, "overwrite", False):
+    if overwrite:
         store.clear_for_overwrite(folder, my_ids, shard_id, num_shards)
-    records = store.read_done_records(folder)
     finished = set()
     for b in mine:
         for u in b:

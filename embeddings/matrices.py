@@ -234,9 +234,10 @@ def write_keys(path: str | os.PathLike, embeddings_dir: str | os.PathLike, model
     if not rows:
         raise UserError(f"no word occurrence has a vector in every one of {', '.join(models)}; nothing to write to "
                         f"{path} (check the models' done records and missing lists)")
-    write_text_atomic(path, keys_text(models, rows))
+    text = keys_text(models, rows)
+    write_text_atomic(path, text)
     summary["path"] = str(path)
-    summary["sha256"] = sha256_file(path)
+    summary["sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()  # the bytes just written, not re-read
     return summary
 
 

@@ -96,6 +96,16 @@ def pooled_to_numpy(pooled: Sequence[torch.Tensor]) -> list[np.ndarray]:
     return out
 
 
+def pool_utterances(hidden: torch.Tensor | Sequence[torch.Tensor], num_frames: Sequence[int],
+                    utterances: Sequence) -> list[np.ndarray]:
+    """:func:`pool_words` over the aligned words of ``utterances`` (one per batch item), then
+    :func:`pooled_to_numpy`: one float32 (L, W_b, D) array per utterance."""
+    spans = [[(w.first_frame, w.last_frame) for w in u.words] for u in utterances]
+    pooled = pool_words(hidden, num_frames, spans, utt_ids=[u.utt_id for u in utterances],
+                        words=[[w.word for w in u.words] for u in utterances])
+    return pooled_to_numpy(pooled)
+
+
 @contextlib.contextmanager
 def _no_tf32():
     if not torch.cuda.is_available():

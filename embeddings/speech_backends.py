@@ -36,7 +36,7 @@ import torch
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
-from wordreps.embeddings.pooling import autocast_for, pool_words, pooled_to_numpy
+from wordreps.embeddings.pooling import autocast_for, pool_utterances
 
 HF_SPEECH_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
@@ -100,16 +100,13 @@ class SpeechBackend(Backend):
         # one host->device copy per batch: concatenate, copy, split into views on the device
         flat = torch.from_numpy(np.concatenate([np.asarray(item.audio, dtype=np.float32) for item in batch]))
         wavs = list(torch.split(flat.to(self.device), lengths))
-        spans = [[(w.first_frame, w.last_frame) for w in item.utterance.words] for item in batch]
         with torch.inference_mode():
             with autocast_for(self.device):
                 hidden, frames = self._hidden(wavs)
             if len(hidden) != self.num_layers:
                 raise RuntimeError(f"{self.model_name} returned {len(hidden)} hidden states, expected "
                                    f"{self.num_layers}")
-            pooled = pool_words(hidden, frames, spans, utt_ids=[i.utterance.utt_id for i in batch],
-                                words=[[w.word for w in i.utterance.words] for i in batch])
-            return pooled_to_numpy(pooled)
+            return pool_utterances(hidden, frames, [i.utterance for i in batch])
 
 
 # ---------------------------------------------------------------------------------------------- s3prl

@@ -12,7 +12,7 @@ done record (of any shard file: a run resumed with another number of shards stil
 A torn last line (a worker killed mid-append) is ignored when read and cut off before the next append.
 
 Readers (the experiments stage) use :class:`EmbeddingSet`; the extraction core uses
-:func:`prepare_folder`, :class:`DoneLog` and :func:`finished_utterances`.
+:func:`prepare_folder`, :class:`DoneLog` and :func:`finished_record`.
 """
 from __future__ import annotations
 
@@ -33,7 +33,6 @@ VERSION = 1
 MANIFEST = "manifest.json"
 UTTS = "utts"
 _DONE_RE = re.compile(r"^done\.shard-(\d+)-of-(\d+)\.jsonl$")
-# fields that must agree between a folder's manifest and a new run's; anything else differing is reported too
 _SLUG_BAD = re.compile(r"[/\\\x00]")
 
 

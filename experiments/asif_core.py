@@ -189,17 +189,17 @@ def run_asif(a: np.ndarray, t: np.ndarray, words: Sequence[str], queries: np.nda
     A = torch.from_numpy(normalise(a, anchors, center, paths[0])).to(dev)
     T = torch.from_numpy(normalise(t, anchors, center, paths[1])).to(dev)
     ks = sorted(set(int(k) for k in ks))
+    q_t, a_t = torch.from_numpy(queries).to(dev), torch.from_numpy(anchors).to(dev)
     exclude = torch.full((n,), -1, dtype=torch.int64, device=dev)
-    exclude[torch.from_numpy(anchors).to(dev)] = torch.arange(na, device=dev)
-    a_vals, a_idx = topk_anchor_similarities(A, A[torch.from_numpy(anchors).to(dev)], ks, chunk_size, exclude)
-    t_vals, t_idx = topk_anchor_similarities(T, T[torch.from_numpy(anchors).to(dev)], ks, chunk_size, exclude)
+    exclude[a_t] = torch.arange(na, device=dev)
+    a_vals, a_idx = topk_anchor_similarities(A, A[a_t], ks, chunk_size, exclude)
+    t_vals, t_idx = topk_anchor_similarities(T, T[a_t], ks, chunk_size, exclude)
     del A, T
     vocab = sorted({words[i] for i in anchors})
     word_id = {w: j for j, w in enumerate(vocab)}
     cand_word = torch.tensor([word_id[words[i]] for i in anchors], dtype=torch.int64, device=dev)
     true_word = torch.tensor([word_id.get(words[i], -1) for i in queries], dtype=torch.int64, device=dev)
     chance = chance_levels(cand_word.cpu().numpy(), true_word.cpu().numpy(), len(vocab), seed, chance_draws)
-    q_t, a_t = torch.from_numpy(queries).to(dev), torch.from_numpy(anchors).to(dev)
     fwd, bwd = f"{names[0]}_to_{names[1]}", f"{names[1]}_to_{names[0]}"
     configs = []
     for p in ps:

@@ -743,20 +743,9 @@ def log(msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- main
 
-def _dims(text: str) -> tuple[int, int]:
-    """argparse type for a D1:D2 pair of widths, each in [1, 65536] (a width of 0 or less is refused here)."""
-    try:
-        a, b = text.split(":")
-        a, b = int(a), int(b)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not D1:D2, e.g. 256:192") from None
-    if not (1 <= a <= 65536 and 1 <= b <= 65536):
-        raise argparse.ArgumentTypeError(f"{text} is out of range (allowed: D1:D2 with each in [1, 65536])")
-    return a, b
-
-
 def build_parser() -> argparse.ArgumentParser:
     from wordreps.embeddings.extract import device_arg
+    from wordreps.experiments.bench_cka import _dims  # the D1:D2 argparse type, shared with bench_cka.py
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

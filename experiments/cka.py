@@ -77,7 +77,12 @@ def load_pair(matrices_dir: str | Path, model1: str, layers1: Sequence[int], mod
         raise UserError(f"{m1.folder} and {m2.folder} were assembled from different keys files (sha256 "
                         f"{m1.keys_sha256[:12]} vs {m2.keys_sha256[:12]}); assemble both with the same --words_path")
     mats1 = [m1.load(i) for i in layers1]
-    mats2 = [m2.load(j) for j in layers2]
+    if m1.folder.resolve() == m2.folder.resolve():
+        # one model with itself: reuse the layers already loaded (each load scans its file for NaN/Inf rows)
+        loaded = dict(zip(layers1, mats1))
+        mats2 = [loaded[j] if j in loaded else m2.load(j) for j in layers2]
+    else:
+        mats2 = [m2.load(j) for j in layers2]
     return m1, m2, mats1, mats2
 
 

@@ -85,15 +85,10 @@ def parse_model(text: str) -> ModelSpec:
     model, _, slug = rest.partition("@")
     kind = kind or guess_kind(model)
     if not slug:
-        slug = "glove" if kind == "glove" else _slug(model)
+        from wordreps.embeddings.store import slug_for
+
+        slug = "glove" if kind == "glove" else slug_for(model)
     return ModelSpec(kind=kind, model=model, slug=slug)
-
-
-def _slug(model: str) -> str:
-    path = Path(model)
-    if path.exists():
-        return path.resolve().name
-    return model.replace("/", "__")
 
 
 @dataclass
