@@ -201,22 +201,20 @@ def geometry_of(spec: ModelSpec):
 
 
 def _geometry_from_hf_config(cfg: dict):
-    from wordreps.alignments.geometry import FrameGeometry
-
+    """Read from config.json alone, with the backends' own formulas, so planning loads no model."""
     if cfg.get("model_type") == "audio-spectrogram-transformer":
-        tstride = int(cfg.get("time_stride", 10))
-        return FrameGeometry(16000, tstride * 160, 15 * 160 + 400)
-    hop, field_samples = 1, 1
-    for kernel, stride in zip(cfg["conv_kernel"], cfg["conv_stride"]):
-        field_samples += (kernel - 1) * hop
-        hop *= stride
-    return FrameGeometry(16000, hop, field_samples)
+        from wordreps.embeddings.audio_backends import ast_geometry
+
+        return ast_geometry(16000, int(cfg.get("patch_size", 16)), int(cfg.get("time_stride", 10)))
+    from wordreps.embeddings.speech_backends import conv_geometry
+
+    return conv_geometry(cfg["conv_kernel"], cfg["conv_stride"], 16000)
 
 
 def alignment_path_for(cfg: RunConfig, geometry) -> Path:
-    from wordreps.alignments.geometry import sample_rate_label, stride_label
+    from wordreps.alignments.geometry import default_alignment_file
 
-    return Path(cfg.alignments_dir) / f"audio_alignments_{stride_label(geometry)}_{sample_rate_label(geometry)}.json"
+    return Path(cfg.alignments_dir) / Path(default_alignment_file(geometry)).name
 
 
 def _embeddings_complete(folder: Path, alignment: Path) -> bool:
@@ -318,7 +316,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
     pairs = [(a, b) for i, a in enumerate(slugs) for b in slugs[i:]]
     for a, b in pairs:
         out = cfg.results_dir / "cka"
-        steps.append(_LazyStep(f"CKA {a} vs {b}", "experiments/experiment_CKA.py",
+        steps.append(LazyStep(f"CKA {a} vs {b}", "experiments/experiment_CKA.py",
                                lambda a=a, b=b, out=out: ["--model1", a, "--layer1", str(_top_layer(cfg, a)),
                                                           "--model2", b, "--layer2", str(_top_layer(cfg, b)),
                                                           "--metric", "linear", "debiased",
@@ -331,7 +329,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
             if by_slug[a].modality == "audio" and by_slug[b].modality == "text":
                 out = cfg.results_dir / "asif"
                 summary = out / f"{a}__vs__{b}" / "summary.json"
-                steps.append(_LazyStep(f"ASIF {a} (audio) vs {b} (text)", "experiments/experiment_ASIF.py",
+                steps.append(LazyStep(f"ASIF {a} (audio) vs {b} (text)", "experiments/experiment_ASIF.py",
                                        lambda a=a, b=b, out=out: _asif_args(cfg, a, b, keys, out),
                                        [summary],
                                        done_check=lambda summary=summary: _json_field_equals(
@@ -339,7 +337,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
     return steps
 
 
-class _LazyStep(Step):
+class LazyStep(Step):
     """A step whose arguments depend on files made by earlier steps (layer counts, best layer pair)."""
 
     def __init__(self, name, script, make_args, outputs, done_check=None):
@@ -394,7 +392,7 @@ def execute(steps: list[Step], isolate: bool = False, log: Callable[[str], None]
             log(f"[skip] {step.name}")
             records.append({"name": step.name, "status": "skipped", "command": "", "seconds": 0.0})
             continue
-        if isinstance(step, _LazyStep):
+        if isinstance(step, LazyStep):
             step.prepare()
         if step.complete():
             log(f"[done] {step.name} (outputs complete)")
@@ -428,6 +426,7 @@ DEMO = Path("datasets/demo")
 
 def demo_config(args) -> RunConfig:
     """The bundled demo corpus with tiny locally built models (random weights) and real MiniLM-L6 weights."""
+    from wordreps.alignments.geometry import geometry_for_model
     from wordreps.embeddings.tiny_text import minilm_path
 
     out_root = Path(args.out_root or "outputs/demo")
@@ -448,8 +447,7 @@ def demo_config(args) -> RunConfig:
                     audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
                     out_root=str(out_root), keys_path=str(out_root / "words_in_order.json"), device=args.device,
                     asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0])
-    text_alignment = alignment_path_for(cfg, __import__("wordreps.alignments.geometry",
-                                                        fromlist=["x"]).geometry_for_model("wav2vec2"))
+    text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
     cfg.setup_steps = [
         Step("tiny speech models (random weights)", "embeddings/tiny_speech.py",
              ["--out", str(models), "--only", "tiny-wav2vec2-layer", "tiny-s3prl-wav2vec2-large.pt"],

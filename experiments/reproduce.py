@@ -46,7 +46,7 @@ def main() -> int:
         for step in steps:
             if not step.script:
                 print(f"[skip] {step.name}")
-            elif isinstance(step, P._LazyStep):
+            elif isinstance(step, P.LazyStep):
                 print(f"[plan] {step.name}: python3 {step.script} (arguments from earlier outputs)")
             else:
                 print(f"[{'done' if step.complete() else 'plan'}] {step.name}: {step.command()}")
