@@ -157,7 +157,9 @@ def _items_to_units(items, start_s: float, duration_s: float, where: str, option
     prev_end = -np.inf
     for number, item in enumerate(items, start=1):
         sym = str(item.symbol)
-        a, d = float(item.start) - start_s, float(item.duration)
+        # lhotse keeps times to 8 decimals (AlignmentItem.end); so do we, for times in the utterance
+        a, d = round(float(item.start) - start_s, 8), float(item.duration)
+        b = round(float(item.end) - start_s, 8)
         if d < 0:
             raise UserError(f"{where}, item {number} ({sym!r}) has a negative duration {d}; fix the manifest")
         if a < prev_end - _TOLERANCE_S:
@@ -167,12 +169,12 @@ def _items_to_units(items, start_s: float, duration_s: float, where: str, option
             raise UserError(f"{where}, item {number} ({sym!r}) starts at {item.start} s of its recording, outside "
                             f"the supervision's span ({start_s}-{start_s + duration_s} s); alignment times are "
                             "relative to the recording in lhotse: fix the manifest")
-        prev_end = a + d
+        prev_end = b
         if options.markers.is_marker(sym):
             skipped.add(sym)
             continue
         text = sym.strip()
-        units.append(WordInterval(text.lower() if lower else text, max(a, 0.0), max(a, 0.0) + d))
+        units.append(WordInterval(text.lower() if lower else text, max(a, 0.0), max(b, 0.0)))
     return units, skipped
 
 

@@ -161,13 +161,17 @@ _UNSAFE = re.compile(r"[^\w.\-]+")
 MAX_ID_CHARS = 150   # file names are at most 255 bytes; the store adds ".npy" and temporary-name affixes
 
 
-def _sanitise(name: str) -> str:
+def _sanitise(name: str) -> tuple[str, bool]:
+    """(safe text, whether characters had to be replaced: separators and leading dots do not count)."""
     parts = [p for p in re.split(r"[/\\]+", name) if p not in ("", ".")]
+    plain = "__".join(parts)
     text = "__".join(_UNSAFE.sub("_", p) for p in parts)
+    replaced = text != plain
     text = re.sub(r"^\.+", "_", text)  # no hidden files, no "." or ".."
     if len(text.encode("utf-8")) > MAX_ID_CHARS:
-        text = text.encode("utf-8")[:MAX_ID_CHARS].decode("utf-8", errors="ignore") + "~" + _digest(name)
-    return text or "_"
+        text = text.encode("utf-8")[:MAX_ID_CHARS].decode("utf-8", errors="ignore")
+        replaced = True
+    return text or "_", replaced
 
 
 def _digest(name: str) -> str:
@@ -177,19 +181,22 @@ def _digest(name: str) -> str:
 def safe_utterance_ids(names: Sequence[str]) -> dict[str, str]:
     """Each name (a relative path without its suffix, or a manifest's id) -> an id that is a safe file name.
 
-    Path separators become ``__``, characters other than letters, digits, ``_``, ``.`` and ``-`` become ``_``,
-    leading dots ``_``. Names that end up equal (``a b`` and ``a_b``) are told apart by appending ``~`` and
-    8 hex digits of the sha256 of the name to each one that was changed, so an id never depends on which
-    other files are present.
+    Path separators become ``__``, leading dots ``_``; a name in which other characters had to be replaced
+    (anything but letters, digits, ``_``, ``.`` and ``-``: ``a b`` -> ``a_b``) or that was cut to
+    :data:`MAX_ID_CHARS` also gets ``~`` and 8 hex digits of the sha256 of the name, so that it cannot meet
+    another file's id and never depends on which other files are present. Two ids equal otherwise (a file
+    literally named ``a__b`` beside ``a/b``) both get the suffix.
     """
-    safe = {name: _sanitise(name) for name in names}
+    safe: dict[str, str] = {}
+    for name in names:
+        text, replaced = _sanitise(name)
+        safe[name] = f"{text}~{_digest(name)}" if replaced else text
     groups: dict[str, list[str]] = {}
     for name, s in safe.items():
         groups.setdefault(s, []).append(name)
     for s, members in groups.items():
         if len(members) > 1:
-            changed = [m for m in members if m != s]
-            for m in changed if len(changed) < len(members) else members:
+            for m in members:
                 safe[m] = f"{s}~{_digest(m)}"
     if len(set(safe.values())) != len(safe):  # a suffixed id equal to another name: vanishingly rare
         raise UserError("utterance names collide after being made safe for file names ("
