@@ -50,7 +50,7 @@ def find_audio_root(textgrid_path: str, split: str, sample_rate_hz: int) -> tupl
     Candidates in order: ``datasets/librispeech-clean-<k>k`` (relative to the working directory, as before),
     then ``librispeech-clean-<k>k`` beside the TextGrid folder (beside its parent when ``textgrid_path`` is the
     split folder itself). The first that exists wins; when none does, the first whose 16 kHz sibling exists
-    (so the error names the resample command), else the first.
+    (so that the reader's error names the resample command), else a :class:`UserError` naming both.
     """
     default = default_audio_root(sample_rate_hz)
     tg = os.path.normpath(textgrid_path)
@@ -67,7 +67,8 @@ def find_audio_root(textgrid_path: str, split: str, sample_rate_hz: int) -> tupl
         source = re.sub(r"\d+(\.\d+)?k(?=[^/]*$)", "16k", c)
         if source != c and os.path.isdir(source):
             return c, f"note: audio expected in {c} (no --audio_root given)"
-    return default, (f"note: no audio folder found at {' or '.join(candidates)} (no --audio_root given)")
+    raise UserError(f"no audio folder at {' or '.join(candidates)} (looked there because no --audio_root was "
+                    "given); pass --audio_root, or put the audio in one of them")
 
 
 def _has_chapters(folder: Path, pattern: str) -> bool:
