@@ -10,16 +10,16 @@
     python3 alignments/alignments_and_trans.py --model wav2vec2 --path my_mfa_output --audio_root my_corpus
     python3 alignments/alignments_and_trans.py --model wav2vec2 --path lhotse_manifests/ --split dev-clean
 
-Corpus formats (--corpus_format, detected by default: see alignments/corpus_formats.py): librispeech
+Corpus formats (--corpus_format, detected by default: see wordreps/alignments/corpus_formats.py): librispeech
 (speaker/chapter folders, trans.txt), mfa (an MFA corpus or output folder, any depth) and lhotse (a CutSet, or
 a RecordingSet + SupervisionSet). Without --audio_root, LibriSpeech audio is looked for in
 datasets/librispeech-clean-16k (-24k) and then beside the TextGrid folder (<path>/../librispeech-clean-16k).
 Markers (silence, noise, unknown words: "", sil, sp, spn, <eps>, <unk>, [...], <...>, {...}, (...)) are
-skipped and counted (alignments/markers.py). Skipped audio files are listed in <output>.skipped.txt.
+skipped and counted (wordreps/alignments/markers.py). Skipped audio files are listed in <output>.skipped.txt.
 
 The frame geometry is given in exactly one way: --model, --stride (ms) with --sample_rate (kHz),
---frame_rate (Hz) with --sample_rate, or --hop_samples with --sample_rate (see alignments/geometry.py for
-the receptive-field defaults). The frame rule is in alignments/frames.py. The default output name uses the
+--frame_rate (Hz) with --sample_rate, or --hop_samples with --sample_rate (see wordreps/alignments/geometry.py for
+the receptive-field defaults). The frame rule is in wordreps/alignments/frames.py. The default output name uses the
 stride as typed (--stride 13.33 -> "13.33"), or the geometry's hop in ms with at most 2 decimals for
 --model/--frame_rate/--hop_samples (20, 13.33, 160, 100). The output is written atomically: an error
 leaves no file.
@@ -30,9 +30,9 @@ import argparse
 import os
 import sys
 
-from wordreps.alignments.align_format import unit_slug, write_alignment
 from wordreps.alignments.corpus import find_audio_root
 from wordreps.alignments.corpus_formats import DEFAULT_SPLIT, FORMATS, detect_format, read_corpus
+from wordreps.alignments.format import unit_slug, write_alignment
 from wordreps.alignments.geometry import format_number, resolve_geometry, sample_rate_label, stride_label
 from wordreps.alignments.markers import MarkerRule
 from wordreps.alignments.utterances import UnitOptions, unit_noun

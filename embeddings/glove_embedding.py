@@ -7,19 +7,23 @@ The vector file (``--glove``, default ``datasets/glove/glove.42B.300d.txt``; Glo
 words, into a cache under ``--glove_cache``; later runs read the cache. Out-of-vocabulary words are stored
 as NaN rows and listed as missing in the done records and in the manifest (``describe.oov_words``).
 ``--oov compose`` gives a word the file lacks but GloVe's own tokenizer splits (``i'm`` -> ``i`` + ``'m``,
-``don't`` -> ``do`` + ``n't``) the mean of its pieces' vectors (``embeddings/glove_oov.py``); the manifest
+``don't`` -> ``do`` + ``n't``) the mean of its pieces' vectors (``wordreps/embeddings/backends/glove_oov.py``); the manifest
 records the choice and which words each choice leaves without a vector.
 """
 from __future__ import annotations
 
 import argparse
 
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.common.errors import run_cli
+from wordreps.embeddings.backends.glove import (
+    DEFAULT_GLOVE_CACHE,
+    FORMATS,
+    vocabulary_of,
+)
 from wordreps.embeddings.extract import add_extraction_args, run_extraction
-from wordreps.embeddings.glove_oov import OOV_CHOICES
-from wordreps.embeddings.registry import load_backend
-from wordreps.embeddings.text_backends import DEFAULT_GLOVE_CACHE, FORMATS, vocabulary_of
+from wordreps.embeddings.backends.glove_oov import OOV_CHOICES
+from wordreps.embeddings.families import load_backend
 
 DEFAULT_GLOVE = "datasets/glove/glove.42B.300d.txt"
 

@@ -102,10 +102,11 @@ def run_align(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 
 def align_in_process(*args: str) -> int:
-    """The alignment script's main in this process (lhotse imports torch: a subprocess costs seconds)."""
-    from wordreps.alignments import alignments_and_trans
+    """The alignment script's main in this process (lhotse imports torch: a subprocess costs seconds); bad input
+    raises UserError instead of exiting."""
+    import runpy
 
-    return alignments_and_trans.main(["--quiet", *map(str, args)])
+    return runpy.run_path(str(SCRIPT), run_name="alignments_script")["main"](["--quiet", *map(str, args)])
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from helpers_corpora import (MFA, SR, align_in_process, assert_one_error, default_marker, frames, noise,
                              parse_textgrid, run_align, textgrid_text)
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.common.errors import UserError
 
 lhotse = pytest.importorskip("lhotse")

@@ -13,7 +13,7 @@ import pytest
 
 from helpers_corpora import (MFA, SR, assert_one_error, copy_mfa, default_marker, frames, noise, parse_textgrid,
                              run_align, textgrid_seconds, textgrid_text, write_audio)
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.alignments.utterances import safe_utterance_ids
 
 COLD_SAMPLES = round(textgrid_seconds("cold_corpus3") * SR)   # 24.648 s: its recording's length

@@ -125,4 +125,4 @@ def test_text_models_with_phone_units(tmp_path):
     assert any("glove: a text model, which has no phones" in x for x in skipped)
     assert any("all-MiniLM-L6-v2: a text model" in x for x in skipped)
     assert "--tier phones" in proc.stdout and "audio_alignments_20_16_phones.json" in proc.stdout
-    assert "tiny_text.py" not in proc.stdout and "ASIF" not in proc.stdout
+    assert "make_tiny_text.py" not in proc.stdout and "ASIF" not in proc.stdout

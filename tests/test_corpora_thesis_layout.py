@@ -15,7 +15,7 @@ from pathlib import Path
 
 from helpers_alignments import make_corpus
 from helpers_corpora import REPO, frames
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 
 UTTS = {"100-200-0000": {"num_samples": 24000, "words": [(0.10, 0.16, "the"), (0.2, 0.5, "cat")]},
         "101-300-0000": {"num_samples": 20000, "words": [(0.1, 0.3, "dog"), (0.3, 0.9, "ran")]}}

@@ -12,8 +12,8 @@ import pytest
 from helpers_corpora import MFA, SR, align_in_process, copy_mfa, noise, parse_textgrid, textgrid_seconds, \
     textgrid_text, write_audio
 from helpers_faults import assert_refused, run
-from wordreps.embeddings.glove_oov import compose, stanford_split
-from wordreps.experiments.summary import glove_oov_losses
+from wordreps.embeddings.backends.glove_oov import compose, stanford_split
+from wordreps.pipeline.summary import glove_oov_losses
 
 # The Stanford tokenizer's (PTBLexer) rules, one example each, written out by hand.
 SPLITS = {
