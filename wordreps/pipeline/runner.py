@@ -58,7 +58,7 @@ def parse_model(text: str) -> ModelSpec:
     if not slug:
         from wordreps.embeddings.store import slug_for
 
-        slug = "glove" if fam.kind == "glove" else slug_for(model)
+        slug = fam.folder_name or slug_for(model)
     return ModelSpec(family=fam, model=model, slug=slug)
 
 
@@ -252,9 +252,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
         alignment = alignment_path_for(cfg, geo) if geo is not None else text_alignment
         folder = cfg.embeddings_dir / spec.slug
         args = ["--path", str(alignment), "--out_dir", str(cfg.embeddings_dir), "--name", spec.slug]
-        args += spec.family.model_args(spec.model)
-        if spec.family.kind != "glove":
-            args += ["--device", cfg.device]
+        args += spec.family.model_args(spec.model) + ["--device", cfg.device]
         args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
         if not spec.family.available():
             steps.append(Step(f"{spec.slug}: {spec.family.requires} is not installed (see docs/models.md)",
