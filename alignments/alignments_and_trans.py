@@ -36,8 +36,8 @@ from wordreps.alignments.format import unit_slug, write_alignment
 from wordreps.alignments.geometry import format_number, resolve_geometry, sample_rate_label, stride_label
 from wordreps.alignments.markers import MarkerRule
 from wordreps.alignments.utterances import UnitOptions, unit_noun
-from wordreps.common.atomic import write_text_atomic
-from wordreps.common.cli import float_range, int_range
+from wordreps.common.atomic import check_output_file, write_text_atomic
+from wordreps.common.cli import add_common_args, apply_common_args, float_range, int_range
 from wordreps.common.errors import UserError, run_cli
 
 
@@ -87,8 +87,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="stop at the first TextGrid whose words differ from its transcript (default: record it)")
     p.add_argument("--allow_past_end", action="store_true",
                    help="clip words ending more than one hop past the audio's end instead of stopping")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
+    add_common_args(p, torch=False)
+    return apply_common_args(p.parse_args(argv))
 
 
 def skipped_report_path(output: str) -> str:
@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.stride * geometry.sample_rate_hz / 1000:.4f} samples; using a hop of {geometry.hop_samples} "
               f"samples ({geometry.frame_rate_hz:.6g} frames/s)", file=sys.stderr)
 
+    check_output_file(output, "alignment JSON")  # before the corpus is read, which can take minutes
+    check_output_file(skipped_report_path(output), "list of skipped inputs")
     fmt = args.corpus_format
     if fmt == "auto":
         fmt, why = detect_format(args.path, args.split)
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--lhotse_audio_dir applies to lhotse manifests only, and {args.path} is read as {fmt}; "
                         "drop it")
     corpus = read_corpus(fmt, args.path, audio_root, args.split, geometry, options,
-                         lhotse_audio_dir=args.lhotse_audio_dir, progress=not args.quiet)
+                         lhotse_audio_dir=args.lhotse_audio_dir, progress=not args.no_progress)
     if not corpus.utterances:
         raise UserError(f"no utterances found under {args.path}; nothing written")
     write_alignment(output, geometry, corpus.utterances, textgrid_root=corpus.textgrid_root,

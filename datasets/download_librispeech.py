@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wordreps.common.cli import float_range, int_range
+from wordreps.common.cli import add_common_args, apply_common_args, float_range, int_range
 from wordreps.common.errors import run_cli
 from wordreps.corpora.librispeech import (
     ALIGNMENTS_URL,
+    DEFAULT_TIMEOUT_S,
     SPLITS,
     ZENODO_API_URL,
     Request,
@@ -40,12 +41,16 @@ def main() -> int:
                         help="retries after a cut connection, each resuming where the file ends")
     parser.add_argument("--retry_wait", type=float_range(0, 600), default=2.0,
                         help="seconds to wait before retry k, times k")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bars")
-    args = parser.parse_args()
+    parser.add_argument("--timeout", type=float_range(1, 3600), default=DEFAULT_TIMEOUT_S,
+                        help="seconds to wait for a connection or for the next bytes before a try counts as "
+                             "failed; a server that stalls holds the command at most (retries + 1) x timeout plus "
+                             "the waits between tries (default: %(default)s)")
+    add_common_args(parser, torch=False)
+    args = apply_common_args(parser.parse_args())
     prepare(Request(root=args.root, split=args.split, url_audio=args.url_audio, md5_audio=args.md5_audio,
                     url_alignments=args.url_alignments, md5_alignments=args.md5_alignments,
                     zenodo_api=args.zenodo_api, retries=args.retries, retry_wait_s=args.retry_wait,
-                    progress=not args.no_progress))
+                    progress=not args.no_progress, timeout_s=args.timeout))
     return 0
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wordreps.common.cli import int_range
+from wordreps.common.atomic import check_output_dir
+from wordreps.common.cli import add_common_args, apply_common_args, int_range
 from wordreps.common.errors import run_cli
 from wordreps.corpora.demo import DEFAULT_SEED, build_utterances, write_corpus
 
@@ -23,7 +24,9 @@ def main() -> int:
                         help="output folder; gets librispeech-clean-16k/dev-clean and alignments/dev-clean")
     parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=DEFAULT_SEED,
                         help="seed of the pauses and prosody jitter (the committed corpus uses the default)")
-    args = parser.parse_args()
+    add_common_args(parser, torch=False)  # accepted like everywhere; building the corpus shows no bar
+    args = apply_common_args(parser.parse_args())
+    check_output_dir(args.out)  # before the synthesis
     stats = write_corpus(args.out, build_utterances(args.seed))
     print(f"demo corpus in {args.out}: {stats['speakers']} speakers, {stats['utterances']} utterances, "
           f"{stats['words']} words ({stats['distinct_words']} distinct), {stats['seconds']} s, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wordreps.common.cli import int_range
+from wordreps.common.cli import add_common_args, apply_common_args, int_range
 from wordreps.common.errors import run_cli
 from wordreps.corpora.resample import QUALITIES, resample_corpus
 
@@ -23,8 +23,8 @@ def main() -> int:
     parser.add_argument("--rate", type=int_range(8000, 192000), default=24000, help="output sample rate in Hz")
     parser.add_argument("--quality", choices=QUALITIES, default="VHQ", help="soxr quality (default VHQ)")
     parser.add_argument("--workers", type=int_range(1, 256), default=1, help="worker processes")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
-    args = parser.parse_args()
+    add_common_args(parser, torch=False)
+    args = apply_common_args(parser.parse_args())
     counts = resample_corpus(args.src, args.dst, args.rate, args.quality, args.workers, not args.no_progress)
     print(f"{args.dst}: {counts['resampled']} files resampled to {args.rate} Hz, {counts['skipped']} already done, "
           f"{counts['texts']} transcripts copied")

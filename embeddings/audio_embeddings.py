@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 
 from wordreps.common.cli import int_range
+from wordreps.common.cli import apply_common_args
 from wordreps.common.errors import run_cli
 from wordreps.embeddings.backends.easyaudio import EASYAUDIO_MODELS
 from wordreps.embeddings.extract import (
     add_extraction_args,
+    check_extraction_args,
     resolve_device,
     run_extraction,
 )
@@ -31,7 +33,7 @@ def main() -> int:
     parser.add_argument("--max_chunks_per_forward", type=int_range(1, 4096), default=64,
                         help="AST only: most 10.24 s chunks in one forward pass (default: %(default)s)")
     add_extraction_args(parser, audio=True)
-    args = parser.parse_args()
+    args = check_extraction_args(apply_common_args(parser.parse_args()))
     device = resolve_device(args.device)
     backend = load_backend("audio", args.model, device, max_chunks_per_forward=args.max_chunks_per_forward)
     folder = run_extraction(backend, args)

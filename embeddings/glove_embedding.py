@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 
 from wordreps.alignments.format import load_alignment
+from wordreps.common.cli import apply_common_args
 from wordreps.common.errors import run_cli
 from wordreps.embeddings.backends.glove import (
     DEFAULT_GLOVE_CACHE,
     FORMATS,
     vocabulary_of,
 )
-from wordreps.embeddings.extract import add_extraction_args, run_extraction
+from wordreps.embeddings.extract import add_extraction_args, check_extraction_args, run_extraction
 from wordreps.embeddings.backends.glove_oov import OOV_CHOICES
 from wordreps.embeddings.families import load_backend
 
@@ -41,9 +42,9 @@ def main() -> int:
                         help="a word the vector file lacks: missing = no vector (its occurrences leave the shared "
                              "keys); compose = mean of the vectors of GloVe's own split of it (i'm -> i + 'm, "
                              "don't -> do + n't), when all pieces have one (default: %(default)s)")
-    add_extraction_args(parser, audio=False)
+    add_extraction_args(parser, audio=False, uses_torch=False)
     parser.set_defaults(name="glove")
-    args = parser.parse_args()
+    args = check_extraction_args(apply_common_args(parser.parse_args()))
     alignment = load_alignment(args.path)
     alignment.require_words(args.glove)  # before the (multi-GB) vector file is read
     # the corpus vocabulary decides which lines of the vector file are kept

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from wordreps.common.atomic import check_output_dir, check_output_file
+from wordreps.common.cli import add_common_args, apply_common_args
 from wordreps.common.errors import UserError, run_cli
 from wordreps.embeddings.matrices import assemble, describe_layers, write_keys
 
@@ -34,13 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="folder holding one embeddings folder per model (default: %(default)s)")
     parser.add_argument("--out_dir", default="outputs/matrices",
                         help="matrices are written to OUT_DIR/<model slug>/ (default: %(default)s)")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_common_args(parser, torch=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = apply_common_args(parser.parse_args(argv))
     if args.write_words is None and args.layer is None:
         parser.error("nothing to do: pass --models ... --write_words KEYS_JSON and/or --layer N --model M "
                      "--words_path KEYS_JSON")
@@ -53,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.model and args.layer is None:
         parser.error("--model goes with --layer (a number, a list or 'all')")
     progress = not args.no_progress
+    if args.write_words is not None:
+        check_output_file(args.write_words, "keys file")
+    if args.layer is not None:
+        check_output_dir(args.out_dir, "--out_dir folder")
     if args.write_words is not None:
         summary = write_keys(args.write_words, args.embeddings_dir, args.models, progress=progress)
         print(f"wrote {summary['path']}: {summary['rows']} occurrences from {summary['utterances']} utterances "

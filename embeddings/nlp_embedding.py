@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 
 from wordreps.common.cli import int_range
+from wordreps.common.cli import apply_common_args
 from wordreps.common.errors import run_cli
 from wordreps.embeddings.extract import (
     add_extraction_args,
+    check_extraction_args,
     resolve_device,
     run_extraction,
 )
@@ -31,7 +33,7 @@ def main() -> int:
                         help="sub-tokens between the starts of two overlapping windows of a long utterance "
                              "(default: half a window)")
     add_extraction_args(parser, audio=False)
-    args = parser.parse_args()
+    args = check_extraction_args(apply_common_args(parser.parse_args()))
     device = resolve_device(args.device)
     backend = load_backend("text", args.model, str(device), max_tokens=args.max_tokens, stride=args.window_stride,
                            revision=args.revision)

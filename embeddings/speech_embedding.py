@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 
+from wordreps.common.cli import apply_common_args
 from wordreps.common.errors import run_cli
 from wordreps.embeddings.extract import (
     add_extraction_args,
+    check_extraction_args,
     resolve_device,
     run_extraction,
 )
@@ -27,7 +29,7 @@ def main() -> int:
     parser.add_argument("--s3prl_ckpt", default=None,
                         help="converted wav2vec2 checkpoint for s3prl's wav2vec2_custom (or --model X_custom)")
     add_extraction_args(parser, audio=True)
-    args = parser.parse_args()
+    args = check_extraction_args(apply_common_args(parser.parse_args()))
     if not args.model and not args.s3prl_ckpt:
         parser.error("give --model (or --s3prl_ckpt)")
     device = resolve_device(args.device)

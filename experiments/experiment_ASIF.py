@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from wordreps.analysis.retrieval import run
-from wordreps.common.cli import float_range, int_range
+from wordreps.common.cli import add_common_args, apply_common_args, float_range, int_range
 from wordreps.common.errors import run_cli
 
 
@@ -42,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simulations for the chance top-5 and MRR (default: %(default)s)")
     parser.add_argument("--out_dir", default="outputs/results/asif", help="default: %(default)s")
     parser.add_argument("--name", help="output folder name (default: derived from the two matrix paths)")
+    add_common_args(parser, torch=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = apply_common_args(build_parser().parse_args(argv))
     folder, result = run(args.path_layer1, args.path_layer2, args.keys, ks=args.k, ps=args.p,
                          query_fraction=args.query_fraction, seed=args.seed, center=args.center,
                          chunk_size=args.chunk_size, device=args.device, out_dir=args.out_dir, name=args.name,

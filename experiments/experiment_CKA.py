@@ -13,7 +13,7 @@ import argparse
 
 from wordreps.analysis.compare import run
 from wordreps.analysis.measures import CKA_NAMES, PRECISIONS
-from wordreps.common.cli import float_range, int_range
+from wordreps.common.cli import add_common_args, apply_common_args, float_range, int_range
 from wordreps.common.errors import run_cli
 
 
@@ -44,12 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rows per float32 product before summing in float64 (default: %(default)s)")
     parser.add_argument("--matrices_dir", default="outputs/matrices", help="default: %(default)s")
     parser.add_argument("--out_dir", default="outputs/results/cka", help="default: %(default)s")
-    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_common_args(parser, torch=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = apply_common_args(build_parser().parse_args(argv))
     written = run(args.model1, args.layer1, args.model2, args.layer2, matrices_dir=args.matrices_dir,
                   out_dir=args.out_dir, metrics=args.metric, bootstrap=args.bootstrap,
                   permutations=args.permutations, seed=args.seed, rbf_sample=args.rbf_sample,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from wordreps.common.atomic import check_output_dir
+from wordreps.common.cli import add_common_args, apply_common_args
 from wordreps.common.errors import run_cli
 from wordreps.pipeline import runner as P
 from wordreps.pipeline.summary import write_summary
@@ -42,10 +44,15 @@ def main() -> int:
                         help="do not download LibriSpeech (the data is already under datasets/)")
     parser.add_argument("--isolate", action="store_true",
                         help="run each step in its own process (frees memory between models on a full run)")
+    parser.add_argument("--skip_too_short", action="store_true",
+                        help="audio models skip utterances shorter than their receptive field instead of stopping; "
+                             "the summary says how many")
     parser.add_argument("--dry_run", action="store_true", help="print the steps and whether each is done, then stop")
-    args = parser.parse_args()
+    add_common_args(parser, torch=True)
+    args = apply_common_args(parser.parse_args())
 
     cfg = P.demo_config(args) if args.demo else P.thesis_config(args)
+    check_output_dir(cfg.out_root, "--out_root folder")
     steps = P.build_plan(cfg)
     if args.dry_run:
         for step in steps:

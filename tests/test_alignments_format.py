@@ -81,7 +81,7 @@ def test_wrong_version(tmp_path):
 def test_missing_fields(tmp_path):
     obj = _good(tmp_path)
     del obj["geometry"]
-    _refused(tmp_path, obj, "no 'geometry' field")
+    _refused(tmp_path, obj, "field geometry is missing")
     obj = _good(tmp_path)
     del obj["utterances"][1]["num_samples"]
     assert "9-9-0002" in _refused(tmp_path, obj, "num_samples")

@@ -58,7 +58,7 @@ def test_writes_json_csv_and_heatmap(cka_run):
     with open(folder / "linear.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["model1", "layer1", "model2", "layer2", "metric", "value", "ci_low", "ci_high",
-                             "perm_mean", "perm_p95"]
+                             "perm_mean", "perm_p95", "note"]
     assert len(rows) == 6
     for row in rows:
         assert float(row["value"]) == pytest.approx(expected[int(row["layer1"]), int(row["layer2"])], abs=1e-6)

@@ -21,6 +21,9 @@ EXTRACTION_AUDIO = [  # add_extraction_args(parser, audio=True): speech and gene
     ("--shard_id", "100000", "[0, 99999]"),
     ("--limit", "0", ">= 1"),
 ]
+COMMON_TORCH = [  # add_common_args(parser, torch=True), also through add_extraction_args unless uses_torch=False
+    ("--num_threads", "0", "[1, 1024]"),
+]
 EXTRACTION_TEXT = [  # add_extraction_args(parser, audio=False): text and GloVe scripts
     ("--batch_tokens", "0", "[1, 100000000]"),
     ("--num_shards", "100001", "[1, 100000]"),
@@ -35,13 +38,15 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--hop_samples", "0", "[1, 10000000]"), ("--receptive_field", "0", "[1, 10000000]"),
         ("--sample_rate", "0.5", "[1, 384]"),
     ],
-    "datasets/download_librispeech.py": [("--retries", "101", "[0, 100]"), ("--retry_wait", "-1", "[0, 600]")],
+    "datasets/download_librispeech.py": [("--retries", "101", "[0, 100]"), ("--retry_wait", "-1", "[0, 600]"),
+                                         ("--timeout", "0.5", "[1, 3600]")],
     "datasets/make_demo_corpus.py": [("--seed", "-1", "[0, 4294967295]")],
     "datasets/resample_corpus.py": [("--rate", "7999", "[8000, 192000]"), ("--workers", "0", "[1, 256]")],
-    "embeddings/speech_embedding.py": EXTRACTION_AUDIO,
-    "embeddings/audio_embeddings.py": [("--max_chunks_per_forward", "0", "[1, 4096]"), *EXTRACTION_AUDIO],
+    "embeddings/speech_embedding.py": [*EXTRACTION_AUDIO, *COMMON_TORCH],
+    "embeddings/audio_embeddings.py": [("--max_chunks_per_forward", "0", "[1, 4096]"), *EXTRACTION_AUDIO,
+                                       *COMMON_TORCH],
     "embeddings/nlp_embedding.py": [("--max_tokens", "2", "[3, 1000000]"), ("--window_stride", "0", "[1, 1000000]"),
-                                    *EXTRACTION_TEXT],
+                                    *EXTRACTION_TEXT, *COMMON_TORCH],
     "embeddings/glove_embedding.py": EXTRACTION_TEXT,
     "benchmarks/bench_extract.py": [
         ("--hours", "0", "(0.0, 100.0]"), ("--batch_seconds", "nan", "(0.0, 1000000.0]"),
@@ -55,11 +60,12 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--layer1", "-1", ">= 0"), ("--layer2", "-2", ">= 0"), ("--bootstrap", "-1", "[0, 100000]"),
         ("--permutations", "100001", "[0, 100000]"), ("--seed", "4294967296", "[0, 4294967295]"),
         ("--rbf_sample", "3", "[4, 100000]"), ("--rbf_sigma", "0", "> 0"), ("--chunk_rows", "63", "[64, 10000000]"),
+        *COMMON_TORCH,
     ],
     "experiments/experiment_ASIF.py": [
         ("--k", "0", ">= 1"), ("--p", "-4", "> 0"), ("--query_fraction", "1", "(0, 1)"),
         ("--seed", "-1", "[0, 4294967295]"), ("--chunk_size", "0", "[1, 1000000]"),
-        ("--chance_draws", "0", "[1, 1000000]"),
+        ("--chance_draws", "0", "[1, 1000000]"), *COMMON_TORCH,
     ],
     "benchmarks/bench_cka.py": [
         ("--rows", "3", "[4, 10000000]"), ("--dims", "0:768", "[1, 65536]"), ("--layers1", "0", "[1, 1000]"),
@@ -76,7 +82,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
     # no numeric flags (matrix_embeddings.py's --layer is a list such as 0,3,5 or 2-4, checked against the
     # model's depth at run time: tests/test_matrices_assembly.py::test_bad_flags_and_layers)
     "embeddings/matrix_embeddings.py": [],
-    "experiments/reproduce.py": [],
+    "experiments/reproduce.py": COMMON_TORCH,
 }
 
 # Flags that keep a script away from the repository's own files should a range check ever stop refusing
@@ -153,6 +159,11 @@ def _numeric_flags(path: Path) -> tuple[set[str], bool | None]:
         elif name == "add_extraction_args" and getattr(node.args[0], "id", None) in cli_parsers:
             audio = [k.value.value for k in node.keywords if k.arg == "audio"]
             extraction = bool(audio and audio[0])
+            if all(getattr(k.value, "value", True) for k in node.keywords if k.arg == "uses_torch"):
+                flags |= {f for f, _, _ in COMMON_TORCH}
+        elif name == "add_common_args" and any(k.arg == "torch" and getattr(k.value, "value", False) is True
+                                                for k in node.keywords):
+            flags |= {f for f, _, _ in COMMON_TORCH}
     return flags, extraction
 
 

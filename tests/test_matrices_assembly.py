@@ -148,7 +148,7 @@ def test_keys_that_do_not_match_the_embeddings(emb, tmp_path):
     _fails(["--layer", "0", "--model", "glove", "--words_path", tmp_path / "ts.json", "--embeddings_dir", emb,
             "--out_dir", out], out, [f"row {first_oov} ", "no finite vector", "glove"])
     bad = _keys_file(tmp_path / "k4.json", [["u", "zero", "w"]])
-    _fails(base + ["--words_path", bad], out, ["row 0", "not [utterance id"])
+    _fails(base + ["--words_path", bad], out, ["row 0", "rows[0][1]", "expected an integer >= 0"])
     _fails(base + ["--words_path", tmp_path / "missing.json"], out, ["does not exist"])
 
 

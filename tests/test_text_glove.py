@@ -73,7 +73,7 @@ def test_cache_is_used_instead_of_the_file(glove, tmp_path):
     cache_dir = tmp_path / "cache"
     rows = parse_glove(path)
     kv, info = load_vocab_vectors(path, all_words(), cache_dir=cache_dir)
-    cached = list(cache_dir.glob("glove.tiny.50d-*.kv"))
+    cached = list(cache_dir.glob("glove.tiny.50d-*.npz"))
     assert len(cached) == 1 and info["cache_path"] == str(cached[0]) and not info["from_cache"]
     assert not [p for p in cache_dir.iterdir() if p.name.endswith(".tmp")]
 
@@ -112,7 +112,7 @@ def test_cache_for_another_vocabulary_is_another_file(glove, tmp_path):
     path, _ = glove
     load_vocab_vectors(path, ["mister"], cache_dir=tmp_path / "cache")
     load_vocab_vectors(path, ["mister", "quilter"], cache_dir=tmp_path / "cache")
-    assert len(list((tmp_path / "cache").glob("*.kv"))) == 2
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
 
 
 def test_damaged_cache_is_rebuilt(glove, tmp_path):
@@ -255,7 +255,7 @@ def test_script_writes_vectors_and_records_missing_words(glove, tmp_path):
                 assert np.isnan(got[0, i]).all()
             else:
                 np.testing.assert_array_equal(got[0, i], rows[w.word])
-    assert len(list(cache.glob("*.kv"))) == 1
+    assert len(list(cache.glob("*.npz"))) == 1
 
 
 @pytest.mark.parametrize("case", ["wrong_width", "default_missing"])

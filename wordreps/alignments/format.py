@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from wordreps.alignments.geometry import FrameGeometry, default_alignment_file
+from wordreps.common import schema as S
 from wordreps.common.atomic import write_json_atomic
 from wordreps.common.errors import UserError
 from wordreps.common.hashing import sha256_file
@@ -178,109 +178,76 @@ def load_alignment(path: str | os.PathLike) -> Alignment:
 
 # ----------------------------------------------------------------------------------------------- validation
 
+def _word_label(i: int, raw: Any) -> str:
+    return f"word #{i} ({raw.get('word', '?')!r})" if isinstance(raw, dict) else f"word #{i}"
+
+
+def _utterance_label(i: int, raw: Any) -> str:
+    uid = raw.get("id") if isinstance(raw, dict) else None
+    return f"utterance {uid}" if isinstance(uid, str) and uid else f"utterance #{i}"
+
+
+_WORD = S.Obj({"word": S.Str(nonempty=True), "start_s": S.Num(), "end_s": S.Num(), "first_frame": S.Int(),
+               "last_frame": S.Int()})
+_UTTERANCE = S.Obj({"id": S.Str(nonempty=True, file_name=True), "audio_path": S.Str(), "transcript": S.Str(),
+                    "num_samples": S.Int(lo=1), "sample_rate_hz": S.Int(lo=1),
+                    "words": S.List(_WORD, label=_word_label)},
+                   optional={"transcript_match": S.Bool()})
+# The declared shape of an alignment JSON (version 1); the module docstring shows an example.
+SCHEMA = S.Obj(
+    {"geometry": S.Obj({"sample_rate_hz": S.Int(lo=1), "hop_samples": S.Int(lo=1),
+                        "receptive_field_samples": S.Int(lo=1)}),
+     "utterances": S.List(_UTTERANCE, label=_utterance_label)},
+    optional={"unit": S.Str(nonempty=True), "tier": S.Str(nonempty=True), "frame_rule": S.Str(),
+              "textgrid_root": S.Str(), "audio_root": S.Str(), "corpus_format": S.Str(),
+              "markers": S.Obj({}), "skipped_markers": S.Map(S.Int(lo=0))})
+
+
 def _parse(obj: Any, path: str) -> Alignment:
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        found = obj.get("format") if isinstance(obj, dict) else type(obj).__name__
-        raise UserError(f"{path} is not a wordreps alignment file (format {found!r}, expected {FORMAT!r}); "
-                        f"pass the JSON written by alignments/alignments_and_trans.py")
-    if obj.get("version") != VERSION:
-        raise UserError(f"alignment file {path} has version {obj.get('version')!r}, this toolkit reads version "
-                        f"{VERSION}; {_REMAKE}")
-    for key in ("geometry", "utterances"):
-        if key not in obj:
-            raise UserError(f"alignment file {path} has no {key!r} field; {_REMAKE}")
-    geometry = _parse_geometry(obj["geometry"], path)
-    if not isinstance(obj["utterances"], list):
-        raise UserError(f"alignment file {path}: 'utterances' is not a list; {_REMAKE}")
+    S.check_format(obj, FORMAT, VERSION, f"alignment file {path}", "wordreps alignment file",
+                   "pass the JSON written by alignments/alignments_and_trans.py")
+    S.validate(obj, SCHEMA, f"alignment file {path}", _REMAKE)
+    geometry = FrameGeometry.from_dict(obj["geometry"])
     utterances: list[Utterance] = []
     matches: dict[str, bool] = {}
     seen: set[str] = set()
-    for index, raw in enumerate(obj["utterances"]):
-        utt, match = _parse_utterance(raw, index, geometry, path)
+    for raw in obj["utterances"]:
+        utt, match = _parse_utterance(raw, geometry, path)
         if utt.utt_id in seen:
             raise UserError(f"alignment file {path}: utterance {utt.utt_id} appears twice; {_REMAKE}")
         seen.add(utt.utt_id)
         utterances.append(utt)
         matches[utt.utt_id] = match
-    unit, tier = obj.get("unit", UNIT_WORDS), obj.get("tier", obj.get("unit", UNIT_WORDS))
-    if not isinstance(unit, str) or not unit or not isinstance(tier, str) or not tier:
-        raise UserError(f"alignment file {path}: 'unit' and 'tier' must be non-empty strings; {_REMAKE}")
+    unit = obj.get("unit", UNIT_WORDS)
+    tier = obj.get("tier", unit)
     return Alignment(geometry=geometry, utterances=utterances, path=path, sha256="",
-                     textgrid_root=str(obj.get("textgrid_root", "")), audio_root=str(obj.get("audio_root", "")),
-                     frame_rule=str(obj.get("frame_rule", FRAME_RULE)), transcript_match=matches, unit=unit,
-                     tier=tier)
+                     textgrid_root=obj.get("textgrid_root", ""), audio_root=obj.get("audio_root", ""),
+                     frame_rule=obj.get("frame_rule", FRAME_RULE), transcript_match=matches, unit=unit, tier=tier)
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _parse_geometry(raw: Any, path: str) -> FrameGeometry:
-    keys = ("sample_rate_hz", "hop_samples", "receptive_field_samples")
-    if not isinstance(raw, dict) or any(k not in raw for k in keys):
-        raise UserError(f"alignment file {path}: 'geometry' must have the fields {', '.join(keys)}; {_REMAKE}")
-    if any(not _is_int(raw[k]) or raw[k] <= 0 for k in keys):
-        raise UserError(f"alignment file {path}: geometry {raw} must hold positive integers; {_REMAKE}")
-    return FrameGeometry.from_dict(raw)
-
-
-_UTT_FIELDS = ("id", "audio_path", "transcript", "num_samples", "sample_rate_hz", "words")
-_WORD_FIELDS = ("word", "start_s", "end_s", "first_frame", "last_frame")
-
-
-def _parse_utterance(raw: Any, index: int, geometry: FrameGeometry, path: str) -> tuple[Utterance, bool]:
-    if not isinstance(raw, dict):
-        raise UserError(f"alignment file {path}: utterance #{index} is not an object; {_REMAKE}")
-    where = f"utterance {raw.get('id', '#' + str(index))}"
-    missing = [k for k in _UTT_FIELDS if k not in raw]
-    if missing:
-        raise UserError(f"alignment file {path}: {where} has no field(s) {', '.join(missing)}; {_REMAKE}")
-    if not isinstance(raw["id"], str) or not raw["id"]:
-        raise UserError(f"alignment file {path}: utterance #{index} has an empty or non-string id; {_REMAKE}")
-    if not isinstance(raw["audio_path"], str) or not isinstance(raw["transcript"], str):
-        raise UserError(f"alignment file {path}: {where}: audio_path and transcript must be strings; {_REMAKE}")
-    if not _is_int(raw["num_samples"]) or raw["num_samples"] <= 0:
-        raise UserError(f"alignment file {path}: {where}: num_samples {raw['num_samples']!r} must be a positive "
-                        f"integer; {_REMAKE}")
+def _parse_utterance(raw: dict, geometry: FrameGeometry, path: str) -> tuple[Utterance, bool]:
+    """One utterance whose fields have their declared types (:data:`SCHEMA`); checks what a schema cannot."""
+    where = f"utterance {raw['id']}"
     if raw["sample_rate_hz"] != geometry.sample_rate_hz:
         raise UserError(f"alignment file {path}: {where} is at {raw['sample_rate_hz']!r} Hz but the file's "
                         f"geometry is at {geometry.sample_rate_hz} Hz; {_REMAKE}")
-    if not isinstance(raw["words"], list):
-        raise UserError(f"alignment file {path}: {where}: 'words' is not a list; {_REMAKE}")
     num_frames = geometry.num_frames(raw["num_samples"])
     words = [_parse_word(w, i, where, num_frames, path) for i, w in enumerate(raw["words"])]
-    match = raw.get("transcript_match", True)
     utt = Utterance(utt_id=raw["id"], audio_path=raw["audio_path"], transcript=raw["transcript"],
-                    num_samples=int(raw["num_samples"]), sample_rate_hz=int(raw["sample_rate_hz"]), words=words)
-    return utt, bool(match)
+                    num_samples=raw["num_samples"], sample_rate_hz=raw["sample_rate_hz"], words=words)
+    return utt, raw.get("transcript_match", True)
 
 
-def _parse_word(raw: Any, position: int, where: str, num_frames: int, path: str) -> Word:
-    if not isinstance(raw, dict):
-        raise UserError(f"alignment file {path}: {where}, word #{position} is not an object; {_REMAKE}")
-    missing = [k for k in _WORD_FIELDS if k not in raw]
-    here = f"{where}, word #{position} ({raw.get('word', '?')!r})"
-    if missing:
-        raise UserError(f"alignment file {path}: {here} has no field(s) {', '.join(missing)}; {_REMAKE}")
-    if not isinstance(raw["word"], str) or not raw["word"]:
-        raise UserError(f"alignment file {path}: {here}: the word text is empty; {_REMAKE}")
+def _parse_word(raw: dict, position: int, where: str, num_frames: int, path: str) -> Word:
+    here = f"{where}, word #{position} ({raw['word']!r})"
     start, end = raw["start_s"], raw["end_s"]
-    if not _is_num(start) or not _is_num(end):
-        raise UserError(f"alignment file {path}: {here}: start_s/end_s must be finite numbers; {_REMAKE}")
     if end < start:
         raise UserError(f"alignment file {path}: {here} ends ({end} s) before it starts ({start} s); {_REMAKE}")
     first, last = raw["first_frame"], raw["last_frame"]
-    if not _is_int(first) or not _is_int(last):
-        raise UserError(f"alignment file {path}: {here}: first_frame/last_frame must be integers; {_REMAKE}")
     if first > last:
         raise UserError(f"alignment file {path}: {here} has first_frame {first} > last_frame {last} (a word with "
                         f"no frame); {_REMAKE}")
     if first < 0 or last >= num_frames:
         raise UserError(f"alignment file {path}: {here} has frames {first}..{last} outside the audio's "
                         f"{num_frames} frames (0..{num_frames - 1}); {_REMAKE}")
-    return Word(word=raw["word"], start_s=float(start), end_s=float(end), first_frame=int(first),
-                last_frame=int(last))
+    return Word(word=raw["word"], start_s=float(start), end_s=float(end), first_frame=first, last_frame=last)

@@ -30,6 +30,7 @@ from wordreps.alignments.geometry import FrameGeometry
 from wordreps.alignments.markers import DEFAULT_MARKERS, MarkerCounts, MarkerRule
 from wordreps.alignments.textgrids import PHONES_TIER, WORDS_TIER, WordInterval
 from wordreps.common.errors import UserError
+from wordreps.common.names import check_name
 from wordreps.embeddings.base import Utterance, Word
 
 
@@ -103,6 +104,9 @@ class CorpusBuilder:
         """One utterance. ``where`` names its alignment source in messages (``"TextGrid x.TextGrid"``);
         ``words`` are its words (lower-case, markers removed) compared with ``transcript`` (found in
         ``transcript_where``); either None skips the comparison. ``skipped``: the markers its reader skipped."""
+        # the id names the utterance's .npy file in every embeddings folder: checked where it enters
+        check_name(utt_id, "utterance id", where, "rename the file the id comes from (a plain name without a "
+                   "leading '.', '/' or control characters)")
         if utt_id in self._seen:
             raise UserError(f"{self._seen[utt_id]} and {where} have the same utterance id {utt_id}; remove one")
         self._seen[utt_id] = where

@@ -25,23 +25,27 @@ the permutations):
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
 from wordreps.analysis import measures
+from wordreps.analysis import reliability as R
 from wordreps.analysis.plots import heatmap
-from wordreps.common.atomic import write_json_atomic, write_text_atomic
+from wordreps.common.atomic import check_output_dir, write_json_atomic, write_text_atomic
 from wordreps.common.errors import UserError
 from wordreps.embeddings.matrices import ModelMatrices, open_model_matrices
 
-CSV_FIELDS = ["model1", "layer1", "model2", "layer2", "metric", "value", "ci_low", "ci_high", "perm_mean", "perm_p95"]
+CSV_FIELDS = ["model1", "layer1", "model2", "layer2", "metric", "value", "ci_low", "ci_high", "perm_mean", "perm_p95",
+              "note"]   # note: why a value is undefined ("value" is then nan)
 
 
 @dataclass
@@ -125,16 +129,27 @@ def compute(mats1: list[np.ndarray], mats2: list[np.ndarray], metrics: Sequence[
                 # re-centre on the point estimate: the bootstrap world's value is the plug-in one (module doc)
                 world = measures.measure(m).bootstrap_world
                 shift = point[m] - point[world] if world else 0.0
-                r.ci_low = np.nanpercentile(stack, 2.5, axis=0) + shift
-                r.ci_high = np.nanpercentile(stack, 97.5, axis=0) + shift
+                with _quiet_all_nan():
+                    r.ci_low = np.nanpercentile(stack, 2.5, axis=0) + shift
+                    r.ci_high = np.nanpercentile(stack, 97.5, axis=0) + shift
             if permutations:
                 stack = np.stack(perms[m])
-                r.perm_mean = np.nanmean(stack, axis=0)
-                r.perm_p95 = np.nanpercentile(stack, 95, axis=0)
+                with _quiet_all_nan():  # an undefined cell is NaN in every resample: said once, in run()
+                    r.perm_mean = np.nanmean(stack, axis=0)
+                    r.perm_p95 = np.nanpercentile(stack, 95, axis=0)
             results[m] = r
     if bar is not None:
         bar.close()
     return {m: results[m] for m in metrics if m in results}
+
+
+@contextlib.contextmanager
+def _quiet_all_nan() -> Iterator[None]:
+    """Without numpy's "All-NaN slice" / "Mean of empty slice" warnings: an undefined cell is NaN in every
+    resample, and run() says why once."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -182,25 +197,47 @@ def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str
     from wordreps.analysis.cka import resolve_device
 
     torch_device = resolve_device(device)
+    folder = check_output_dir(Path(out_dir) / f"{m1.slug}__vs__{m2.slug}", "results folder")  # before computing
     symmetric = m1.folder.resolve() == m2.folder.resolve() and layers1 == layers2
+    # degenerate inputs are said before the work, and marked in every output (reliability.py)
+    const1 = R.constant_layers(mats1, layers1)
+    const2 = const1 if symmetric else R.constant_layers(mats2, layers2)
+    warned = [R.few_rows_warning(m1.num_rows, "CKA values, bootstrap intervals and permutation baselines")]
+    warned += [R.constant_layer_warning(m1.slug, i, m1.num_rows) for i in const1]
+    warned += [] if symmetric else [R.constant_layer_warning(m2.slug, j, m2.num_rows) for j in const2]
+    warned = [w for w in warned if w]
+    R.say(warned)
     results = compute(mats1, mats2, metrics, symmetric=symmetric, bootstrap=bootstrap, permutations=permutations,
                       seed=seed, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma, device=torch_device,
                       precision=precision, chunk_rows=chunk_rows, progress=progress)
-    folder = Path(out_dir) / f"{m1.slug}__vs__{m2.slug}"
     settings = {"seed": seed, "bootstrap": bootstrap, "permutations": permutations, "rbf_sample": rbf_sample,
                 "rbf_sigma": rbf_sigma, "precision": precision, "device": str(torch_device),
                 "ci": "percentile bootstrap over rows, 2.5-97.5" if bootstrap else None,
                 "baseline": "model 2 rows permuted; mean and 95th percentile" if permutations else None}
     written: dict[str, dict[str, Path]] = {}
     for metric, res in results.items():
-        written[metric] = write_outputs(folder, metric, res, m1, m2, layers1, layers2, settings)
+        undefined = R.undefined_cells(res.values, layers1, layers2, const1, const2, m1.slug, m2.slug, metric,
+                                      m1.num_rows)
+        for arr in (res.ci_low, res.ci_high, res.perm_mean, res.perm_p95):
+            for a, b in undefined:
+                if arr is not None:
+                    arr[a, b] = np.nan
+        written[metric] = write_outputs(folder, metric, res, m1, m2, layers1, layers2, settings,
+                                        undefined=undefined, warning_lines=warned)
     return written
 
 
 def write_outputs(folder: Path, metric: str, res: PairResult, m1: ModelMatrices, m2: ModelMatrices,
-                  layers1: list[int], layers2: list[int], settings: dict) -> dict[str, Path]:
+                  layers1: list[int], layers2: list[int], settings: dict,
+                  undefined: dict[tuple[int, int], str] | None = None, warning_lines: Sequence[str] = ()
+                  ) -> dict[str, Path]:
+    """``<metric>.json``, ``.csv`` and ``.png``. ``undefined``: (index1, index2) -> why that cell has no value
+    (JSON ``undefined`` as [layer1, layer2, reason], CSV ``value`` nan with the reason in ``note``, a hatched
+    heatmap cell); ``warning_lines``: what was said on stderr, kept in the JSON."""
     import numpy
     import torch
+
+    undefined = undefined or {}
 
     info = {
         "format": "wordreps.cka", "version": 1, "metric": metric, "metric_name": measures.measure(metric).title,
@@ -216,6 +253,8 @@ def write_outputs(folder: Path, metric: str, res: PairResult, m1: ModelMatrices,
                                                             "rbf_sigma": settings["rbf_sigma"] if metric == "rbf" else None},
         "values": _nan_to_none(res.values), "ci_low": _nan_to_none(res.ci_low), "ci_high": _nan_to_none(res.ci_high),
         "perm_mean": _nan_to_none(res.perm_mean), "perm_p95": _nan_to_none(res.perm_p95),
+        "undefined": [[layers1[a], layers2[b], why] for (a, b), why in sorted(undefined.items())],
+        "warnings": list(warning_lines),
         "versions": {"numpy": numpy.__version__, "torch": torch.__version__},
     }
     paths = {"json": folder / f"{metric}.json", "csv": folder / f"{metric}.csv", "png": folder / f"{metric}.png"}
@@ -226,7 +265,9 @@ def write_outputs(folder: Path, metric: str, res: PairResult, m1: ModelMatrices,
     for a, i in enumerate(layers1):
         for b, j in enumerate(layers2):
             extra = [None if arr is None else arr[a, b] for arr in (res.ci_low, res.ci_high, res.perm_mean, res.perm_p95)]
-            writer.writerow([m1.slug, i, m2.slug, j, metric, _fmt(res.values[a, b]), *map(_fmt, extra)])
+            note = undefined.get((a, b), "")
+            value = "nan" if note else _fmt(res.values[a, b])
+            writer.writerow([m1.slug, i, m2.slug, j, metric, value, *map(_fmt, extra), note])
     write_text_atomic(paths["csv"], buf.getvalue())
     title = f"{m1.slug} vs {m2.slug}\n{measures.measure(metric).title}, n = {res.rows_used}"
     heatmap(paths["png"], res.values, layers1, layers2, f"{m1.slug} layer", f"{m2.slug} layer", title,

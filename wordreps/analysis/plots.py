@@ -23,7 +23,8 @@ def heatmap(path: Path, values: np.ndarray, layers1: list[int], layers2: list[in
     """Model 1's layers along x, model 2's along y (origin lower left), colour bar from min(0, values) to 1.
 
     Small grids (both sides <= ANNOTATE_MAX_LAYERS) carry each cell's value (2 decimals) in a colour that
-    contrasts with the cell; a NaN cell is left blank. Every layer is labelled up to TICK_LABELS_MAX a side.
+    contrasts with the cell. A NaN cell (an undefined value: a constant layer) is hatched grey and, in a small
+    grid, labelled "n/a"; the title then says so. Every layer is labelled up to TICK_LABELS_MAX a side.
     """
     import matplotlib
     matplotlib.use("Agg")
@@ -45,6 +46,16 @@ def heatmap(path: Path, values: np.ndarray, layers1: list[int], layers2: list[in
     pos, labels = _ticks(layers2)
     ax.set_yticks(pos)
     ax.set_yticklabels(labels, fontsize=7)
+    from matplotlib.patches import Rectangle
+
+    undefined = np.argwhere(~np.isfinite(values))
+    for a, b in undefined:
+        ax.add_patch(Rectangle((a - 0.5, b - 0.5), 1, 1, facecolor="0.85", edgecolor="0.45", hatch="xx",
+                               linewidth=0))
+        if annotate:
+            ax.text(a, b, "n/a", ha="center", va="center", fontsize=6, color="0.2")
+    if len(undefined):
+        title = f"{title}\nhatched: undefined ({len(undefined)} cell{'s' if len(undefined) > 1 else ''})"
     if annotate:
         fontsize = 7 if max(len(layers1), len(layers2)) <= 8 else 6
         for a in range(len(layers1)):

@@ -46,9 +46,11 @@ from typing import Sequence
 
 import numpy as np
 
+from wordreps.analysis import reliability as R
 from wordreps.analysis.plots import plot_sweep
-from wordreps.common.atomic import write_json_atomic, write_text_atomic
+from wordreps.common.atomic import check_output_dir, write_json_atomic, write_text_atomic
 from wordreps.common.errors import UserError
+from wordreps.common.names import check_name
 from wordreps.embeddings.matrices import (
     MATRICES_JSON,
     Keys,
@@ -159,8 +161,10 @@ def default_name(path1: str | Path, path2: str | Path) -> str:
     return f"{one(path1)}__{one(path2)}"
 
 
-def write_results(out_folder: Path, result: dict, keys: Keys, settings: dict, inputs: dict) -> list[Path]:
-    """Per (k, p) a JSON with per-query retrievals; summary.json, summary.csv and accuracy_vs_k.png."""
+def write_results(out_folder: Path, result: dict, keys: Keys, settings: dict, inputs: dict,
+                  warning_lines: Sequence[str] = ()) -> list[Path]:
+    """Per (k, p) a JSON with per-query retrievals; summary.json, summary.csv and accuracy_vs_k.png.
+    ``warning_lines``: what was said on stderr about the inputs (few rows, a constant layer), kept in the JSONs."""
     vocab = result["vocab"]
     queries = result["queries"]
     written: list[Path] = []
@@ -186,12 +190,13 @@ def write_results(out_folder: Path, result: dict, keys: Keys, settings: dict, in
         obj = {"format": "wordreps.asif", "version": 1, "keys_sha256": inputs["keys_sha256"],
                "settings": {**settings, "k": k, "p": p},
                "inputs": inputs, "split": {"num_queries": len(queries), "num_anchors": len(result["anchors"])},
+               "warnings": list(warning_lines),
                "directions": directions}
         path = out_folder / f"asif_k{k}_p{_pname(p)}.json"
         write_json_atomic(path, obj, indent=None)
         written.append(path)
     summary = {"format": "wordreps.asif-summary", "version": 1, "keys_sha256": inputs["keys_sha256"],
-               "settings": settings, "inputs": inputs,
+               "settings": settings, "inputs": inputs, "warnings": list(warning_lines),
                "chance": result["chance"], "results": summary_rows}
     write_json_atomic(out_folder / "summary.json", summary)
     buf = io.StringIO()
@@ -209,8 +214,19 @@ def run(path1: str | Path, path2: str | Path, keys_path: str | Path, *, ks: Sequ
         device: str = "auto", out_dir: str | Path = "outputs/results/asif", name: str | None = None,
         names: tuple[str, str] = ("audio", "text"), chance_draws: int = 1000) -> tuple[Path, dict]:
     """The CLI's work: load, check, run every (k, p), write; returns the output folder and the summary rows."""
+    if name is not None:
+        check_name(name, "folder name", "--name", "pass a plain name such as wav2vec2-layer_12__bert-layer_6")
+    else:
+        name = check_name(default_name(path1, path2), "folder name", f"the folder name made from {path1} and {path2}",
+                          "pass --name")
+    folder = check_output_dir(Path(out_dir) / name, "results folder")  # before computing
     a, t, keys = load_inputs(path1, path2, keys_path)
     n = a.shape[0]
+    warned = [R.few_rows_warning(n, "retrieval accuracies (a held-out share of them are the queries)")]
+    warned += [f"{p}: all {n} rows are equal (no variance), so every query ties with every anchor in that space "
+               "and its retrieval is at chance" for p, m in ((path1, a), (path2, t)) if R.is_constant(m)]
+    warned = [w for w in warned if w]
+    R.say(warned)
     queries, anchors = split_rows(n, query_fraction, seed)
     if max(ks) > len(anchors) - 1:
         raise UserError(f"--k {max(ks)} is larger than the anchors an anchor can use ({len(anchors)} anchors of {n} "
@@ -229,6 +245,5 @@ def run(path1: str | Path, path2: str | Path, keys_path: str | Path, *, ks: Sequ
                               "index first)", "product": result["method"], "device": result["device"]}
     inputs = {"path_layer1": str(path1), "path_layer2": str(path2), "keys_path": str(keys_path),
               "keys_sha256": keys.sha256, "num_rows": int(a.shape[0]), "dims": [int(a.shape[1]), int(t.shape[1])]}
-    folder = Path(out_dir) / (name or default_name(path1, path2))
-    write_results(folder, result, keys, settings, inputs)
+    write_results(folder, result, keys, settings, inputs, warned)
     return folder, result

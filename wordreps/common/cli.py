@@ -50,3 +50,28 @@ def _describe(lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
     if lo is None:
         return f"{'<' if hi_open else '<='} {hi}"
     return f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+
+
+# ---------------------------------------------------------------------------------------------- common flags
+
+def add_common_args(parser: argparse.ArgumentParser, *, torch: bool) -> argparse.ArgumentParser:
+    """The flags every stage script accepts, declared once: ``--no_progress`` (alias ``--quiet``) and, for
+    scripts that run torch (``torch=True``), ``--num_threads``. Apply them with :func:`apply_common_args`."""
+    g = parser.add_argument_group("common to every stage script")
+    g.add_argument("--no_progress", "--quiet", dest="no_progress", action="store_true",
+                   help="no progress bars (for logs and batch jobs)")
+    if torch:
+        g.add_argument("--num_threads", type=int_range(1, 1024), default=None,
+                       help="torch threads (default: the CPUs this process may use: Slurm's SLURM_CPUS_PER_TASK, "
+                            "the affinity mask, a container's CPU quota); 1 on a machine busy with other jobs")
+    parser.set_defaults(_uses_torch=torch)
+    return parser
+
+
+def apply_common_args(args: argparse.Namespace) -> argparse.Namespace:
+    """Size torch's threads (scripts that run torch); returns ``args``."""
+    if getattr(args, "_uses_torch", False):
+        from wordreps.common.threads import set_torch_threads
+
+        set_torch_threads(getattr(args, "num_threads", None))
+    return args

@@ -6,6 +6,7 @@ Every stage script runs its ``main`` through :func:`run_cli`: a :class:`UserErro
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Callable, NoReturn
 
 
@@ -20,17 +21,34 @@ def fail(message: str) -> NoReturn:
 EXIT_USER_ERROR = 2
 
 
+def _replay(caught: list) -> None:
+    for w in caught:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+
+
 def run_cli(main: Callable[[], int | None]) -> NoReturn:
-    """Run a stage's ``main`` and exit; bad input becomes one line on stderr and exit status 2."""
+    """Run a stage's ``main`` and exit; bad input becomes one line on stderr and exit status 2.
+
+    Python warnings raised while ``main`` runs (numpy's overflow on a damaged vector file, a library's
+    deprecation notice) are held back and shown when ``main`` ends, so that none precedes the ``error:`` line;
+    after bad input they are dropped, since they only echo it.
+    """
+    caught: list = []
     try:
-        code = main()
+        with warnings.catch_warnings(record=True) as caught:
+            code = main()
     except UserError as err:
         message = " ".join(str(err).split())  # one line, whatever the message was built from
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
+        _replay(caught)
         print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
+    except BaseException:
+        _replay(caught)
+        raise
+    _replay(caught)
     sys.exit(code or 0)
 
 

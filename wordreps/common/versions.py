@@ -10,3 +10,15 @@ def dist_version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def module_version(module: str) -> str | None:
+    """``module.__version__`` (imported here, so the answer never depends on what the process imported
+    before; torch's carries its build, ``2.8.0+cu128``), else its distribution's version, else None."""
+    import importlib
+
+    try:
+        version = getattr(importlib.import_module(module), "__version__", None)
+    except Exception:  # absent, or installed but broken: not part of this run's numbers
+        return dist_version(module)
+    return str(version) if version is not None else dist_version(module)

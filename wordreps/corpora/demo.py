@@ -28,7 +28,7 @@ import soxr
 from praatio import textgrid
 from praatio.utilities.constants import Interval
 
-from wordreps.common.atomic import atomic_path, write_text_atomic
+from wordreps.common.atomic import atomic_path, check_output_dir, write_text_atomic
 from wordreps.corpora.espeak import get_espeak
 
 SAMPLE_RATE_HZ = 16000
@@ -190,6 +190,7 @@ def textgrid_for(utt: DemoUtterance) -> textgrid.Textgrid:
 
 def write_corpus(out_dir: Path, utterances: list[DemoUtterance]) -> dict[str, int]:
     """Write audio, transcripts and TextGrids under ``out_dir`` (atomically); return counts and bytes."""
+    check_output_dir(out_dir)
     audio_root = out_dir / "librispeech-clean-16k" / SPLIT
     tg_root = out_dir / "alignments" / SPLIT
     transcripts: dict[Path, list[str]] = {}

@@ -18,9 +18,7 @@ How it stays safe to interrupt and re-run:
 """
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import gzip
 import json
 import lzma
@@ -36,13 +34,14 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import requests
 import urllib3
 from tqdm import tqdm
 
-from wordreps.common.atomic import write_json_atomic
+from wordreps.common.atomic import check_output_dir, ensure_dir, write_json_atomic
+from wordreps.common.locks import folder_lock
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import file_digest
 
@@ -65,7 +64,7 @@ DOWNLOADS_DIR = "downloads"
 MARKER_FORMAT = "wordreps.layout"
 
 _CHUNK_BYTES = 1 << 20
-_TIMEOUT_S = (20, 120)  # (connect, read) for requests
+DEFAULT_TIMEOUT_S = 30.0  # connect, and longest wait for the next bytes: a stall costs one try, not minutes
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
               urllib3.exceptions.HTTPError)
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -106,7 +105,25 @@ def _content_range(header: Optional[str]) -> tuple[Optional[int], Optional[int]]
     return start, total
 
 
-def _fetch_once(session: requests.Session, url: str, part: Path, progress: bool, label: str) -> None:
+def _is_stall(err: BaseException) -> bool:
+    """A timeout: the server accepted no connection, or sent nothing for the timeout, within one try."""
+    while err is not None:
+        if isinstance(err, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+            return True
+        err = err.__context__ or (err.args[1] if len(err.args) > 1 and isinstance(err.args[1], BaseException)
+                                  else None)
+    return False
+
+
+def _reason(err: BaseException, timeout_s: float) -> str:
+    if _is_stall(err):
+        return f"the server stalled: no data for {timeout_s:g} s (--timeout)"
+    # urllib3 wraps the cause as (message, exception); the message alone reads better
+    return one_line(err.args[0] if err.args else err)
+
+
+def _fetch_once(session: requests.Session, url: str, part: Path, progress: bool, label: str,
+                timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """One GET that appends to ``part`` from its current size; returns when the body is complete.
 
     Raises a transient error (retried by the caller) when the connection breaks or the body is short.
@@ -116,7 +133,7 @@ def _fetch_once(session: requests.Session, url: str, part: Path, progress: bool,
     headers = {"Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
-    with session.get(url, headers=headers, stream=True, timeout=_TIMEOUT_S, allow_redirects=True) as resp:
+    with session.get(url, headers=headers, stream=True, timeout=(timeout_s, timeout_s), allow_redirects=True) as resp:
         if resp.status_code == 416 and offset:
             _, total = _content_range(resp.headers.get("Content-Range"))
             if total == offset:
@@ -142,7 +159,8 @@ def _fetch_once(session: requests.Session, url: str, part: Path, progress: bool,
                                            unit_divisor=1024, desc=label, disable=not progress,
                                            mininterval=0.5, file=sys.stderr) as bar:
             try:
-                for chunk in resp.raw.stream(_CHUNK_BYTES, decode_content=False):
+                # read1: what has arrived (up to a chunk), so a stall loses none of the bytes received before it
+                while chunk := resp.raw.read1(_CHUNK_BYTES, decode_content=False):
                     fh.write(chunk)
                     bar.update(len(chunk))
             finally:
@@ -157,13 +175,16 @@ def _fetch_once(session: requests.Session, url: str, part: Path, progress: bool,
 
 
 def download(url: str, dest: Path, expected_md5: str, retries: int = 5, retry_wait_s: float = 2.0,
-             session: Optional[requests.Session] = None, progress: bool = True, log: Log = _say) -> None:
+             session: Optional[requests.Session] = None, progress: bool = True, log: Log = _say,
+             timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
     """Download ``url`` to ``dest`` through ``dest.part`` (resumable), then check its md5.
 
     A wrong md5 renames the file to ``dest.bad`` and raises :class:`UserError`. A connection that keeps
-    failing after ``retries`` retries keeps the ``.part`` file so that the next run resumes it.
+    failing after ``retries`` retries keeps the ``.part`` file so that the next run resumes it. A try ends
+    when no connection is made, or no byte arrives, for ``timeout_s``: a stalled server holds the command at
+    most ``(retries + 1) * timeout_s`` plus the waits between tries (:func:`worst_wait_s`).
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(dest.parent, "downloads folder")
     part = dest.with_name(dest.name + ".part")
     if dest.exists():
         log(f"checking {dest} (already downloaded)")
@@ -176,16 +197,16 @@ def download(url: str, dest: Path, expected_md5: str, retries: int = 5, retry_wa
             resumed = part.exists() and part.stat().st_size > 0
             log(f"{'resuming' if resumed else 'downloading'} {url} -> {dest}"
                 + (f" at byte {part.stat().st_size}" if resumed else ""))
-            _fetch_once(session, url, part, progress, dest.name)
+            _fetch_once(session, url, part, progress, dest.name, timeout_s)
             break
         except (_Incomplete, *_TRANSIENT) as err:
             failures += 1
-            # urllib3 wraps the cause as (message, exception); the message alone reads better
-            reason = one_line(err.args[0] if err.args else err)
+            reason = _reason(err, timeout_s)
             if failures > retries:
                 kept = f"; {part.stat().st_size} bytes are kept in {part}" if part.exists() else ""
                 raise UserError(f"download of {url} failed after {retries} retries ({reason}){kept}; "
-                                "check the network and run the same command again to resume") from err
+                                "check the network and run the same command again to resume (--timeout and "
+                                "--retries set how long a stalled server is waited for)") from err
             wait_s = retry_wait_s * failures
             _warn(f"download interrupted ({reason}); retry {failures} of {retries} in {wait_s:g} s")
             time.sleep(wait_s)
@@ -210,16 +231,22 @@ def _verify(path: Path, expected_md5: str, url: str, final: Optional[Path] = Non
         os.replace(path, final)
 
 
-def _get_json(session: requests.Session, url: str, retries: int, retry_wait_s: float) -> dict:
+def worst_wait_s(retries: int, retry_wait_s: float, timeout_s: float) -> float:
+    """The longest a server that stalls every try holds one download: every try times out, then waits."""
+    return (retries + 1) * timeout_s + retry_wait_s * retries * (retries + 1) / 2
+
+
+def _get_json(session: requests.Session, url: str, retries: int, retry_wait_s: float,
+              timeout_s: float = DEFAULT_TIMEOUT_S) -> dict:
     for attempt in range(retries + 1):
         try:
-            resp = session.get(url, timeout=_TIMEOUT_S, headers={"Accept": "application/json"})
+            resp = session.get(url, timeout=(timeout_s, timeout_s), headers={"Accept": "application/json"})
             if resp.status_code >= 500 or resp.status_code == 429:
                 raise _Incomplete(f"HTTP {resp.status_code} {resp.reason}")
             break
         except (_Incomplete, *_TRANSIENT) as err:
             if attempt == retries:
-                raise UserError(f"cannot reach {url} ({one_line(err)}); check the network, "
+                raise UserError(f"cannot reach {url} ({_reason(err, timeout_s)}); check the network, "
                                 "or give the alignments' md5 with --md5_alignments") from err
             time.sleep(retry_wait_s * (attempt + 1))
     if resp.status_code != 200:
@@ -232,9 +259,9 @@ def _get_json(session: requests.Session, url: str, retries: int, retry_wait_s: f
 
 
 def zenodo_md5(api_url: str, key: str, retries: int = 5, retry_wait_s: float = 2.0,
-               session: Optional[requests.Session] = None) -> str:
+               session: Optional[requests.Session] = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
     """The md5 Zenodo's records API publishes for the file ``key`` (``files[].checksum == "md5:..."``)."""
-    record = _get_json(session or requests.Session(), api_url, retries, retry_wait_s)
+    record = _get_json(session or requests.Session(), api_url, retries, retry_wait_s, timeout_s)
     files = record.get("files") if isinstance(record, dict) else None
     if isinstance(files, dict):  # newer InvenioRDM answers nest the list under "entries"
         files = files.get("entries")
@@ -377,7 +404,7 @@ def check_in_place(part: Part, expected_md5: Optional[str]) -> tuple[bool, str]:
 
 def lay_out(part: Part, md5: str, progress: bool = True, log: Log = _say) -> int:
     """Unpack ``part.archive``'s split into ``part.target`` through a staging folder, then write the marker."""
-    part.target.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(part.target.parent)
     if part.target.exists():
         _, why = check_in_place(part, md5)
         raise UserError(f"{part.target} exists but is not a complete lay-out of {part.archive.name} ({why}); "
@@ -404,21 +431,9 @@ def lay_out(part: Part, md5: str, progress: bool = True, log: Log = _say) -> int
     return count
 
 
-@contextlib.contextmanager
-def _exclusive(downloads: Path) -> Iterator[None]:
+def _exclusive(downloads: Path):
     """Refuse a second concurrent run on the same folder: both would append to the same .part files."""
-    downloads.mkdir(parents=True, exist_ok=True)
-    lock_path = downloads / ".lock"
-    with open(lock_path, "a") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise UserError(f"another download is running on {downloads} (lock {lock_path} is held); "
-                            "wait for it to finish") from err
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return folder_lock(downloads, f"another download is running on {downloads}; wait for it to finish")
 
 
 def _remove_stale_staging(folder: Path) -> None:
@@ -440,6 +455,7 @@ class Request:
     retries: int = 5
     retry_wait_s: float = 2.0
     progress: bool = True
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
 
 def prepare(req: Request, log: Log = _say) -> None:
@@ -453,6 +469,7 @@ def prepare(req: Request, log: Log = _say) -> None:
     md5_audio = normalise_md5(md5_audio, "--md5_audio")
     md5_alignments = normalise_md5(req.md5_alignments, "--md5_alignments") if req.md5_alignments else None
 
+    check_output_dir(req.root, "--root folder")
     downloads = req.root / DOWNLOADS_DIR
     audio = Part("audio", url_audio, downloads / f"{req.split}.tar.gz", req.root / AUDIO_DIR / req.split,
                  req.split, extract_tar_split)
@@ -477,8 +494,10 @@ def prepare(req: Request, log: Log = _say) -> None:
             md5 = md5_audio if part is audio else md5_alignments
             if md5 is None:
                 log(f"looking up the md5 of {ALIGNMENTS_KEY} at {req.zenodo_api}")
-                md5 = zenodo_md5(req.zenodo_api, ALIGNMENTS_KEY, req.retries, req.retry_wait_s, session)
-            download(part.url, part.archive, md5, req.retries, req.retry_wait_s, session, req.progress, log)
+                md5 = zenodo_md5(req.zenodo_api, ALIGNMENTS_KEY, req.retries, req.retry_wait_s, session,
+                                 req.timeout_s)
+            download(part.url, part.archive, md5, req.retries, req.retry_wait_s, session, req.progress, log,
+                     req.timeout_s)
             count = lay_out(part, md5, req.progress, log)
             log(f"{part.name}: {count} files in {part.target}")
     log(f"LibriSpeech {req.split} is ready: {audio.target} and {alignments.target} "

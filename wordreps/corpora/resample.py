@@ -19,7 +19,7 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from wordreps.common.atomic import atomic_path, write_bytes_atomic
+from wordreps.common.atomic import atomic_path, check_output_dir, write_bytes_atomic
 from wordreps.common.errors import UserError
 
 QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
@@ -109,6 +109,7 @@ def resample_corpus(src: Path, dst: Path, rate_hz: int, quality: str = "VHQ", wo
     if dst == src or dst.is_relative_to(src):
         raise UserError(f"--dst {dst} lies inside --src {src}; give a separate output folder")
     plan = plan_corpus(src)
+    check_output_dir(dst, "--dst folder")
 
     texts = 0
     for rel in plan.texts:

@@ -76,3 +76,10 @@ class Backend(ABC):
     def describe(self) -> dict:
         """Model id, revision and anything else the manifest should record."""
         return {}
+
+    def min_samples(self) -> int | None:
+        """The fewest samples an utterance may have: the model's receptive field (a shorter waveform gives no
+        whole frame, and a convolution stack fails on it); None for text models."""
+        if not self.needs_audio or self.geometry is None:
+            return None
+        return int(self.geometry.receptive_field_samples)

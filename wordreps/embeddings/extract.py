@@ -29,9 +29,10 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from wordreps.common.atomic import save_npy_atomic
-from wordreps.common.cli import float_range, int_range
+from wordreps.common.atomic import check_output_dir, save_npy_atomic
+from wordreps.common.cli import add_common_args, float_range, int_range
 from wordreps.common.errors import UserError
+from wordreps.common.threads import io_threads
 from wordreps.embeddings import store
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 
@@ -52,8 +53,10 @@ def device_arg(text: str) -> str:
     raise argparse.ArgumentTypeError(f"{text!r} is not a device (allowed: auto, cpu, cuda, cuda:N)")
 
 
-def add_extraction_args(parser: argparse.ArgumentParser, *, audio: bool) -> argparse.ArgumentParser:
-    """The flags every embedding script shares. ``audio`` picks --batch_seconds (audio) or --batch_tokens."""
+def add_extraction_args(parser: argparse.ArgumentParser, *, audio: bool, uses_torch: bool = True
+                        ) -> argparse.ArgumentParser:
+    """The flags every embedding script shares. ``audio`` picks --batch_seconds (audio) or --batch_tokens;
+    ``uses_torch`` adds --num_threads (the common flags: :func:`wordreps.common.cli.add_common_args`)."""
     g = parser.add_argument_group("extraction")
     g.add_argument("--path", required=True,
                    help="alignment JSON written by alignments/alignments_and_trans.py "
@@ -68,6 +71,9 @@ def add_extraction_args(parser: argparse.ArgumentParser, *, audio: bool) -> argp
                    help="folder name under --out_dir (default: the model name with '/' -> '__', or a local "
                         "path's base name)")
     if audio:
+        g.add_argument("--skip_too_short", action="store_true",
+                       help="skip utterances shorter than the model's receptive field (e.g. 400 samples, 25 ms, for "
+                            "wav2vec2) instead of stopping; they are listed in the manifest (skipped_too_short)")
         g.add_argument("--batch_seconds", type=float_range(0.0, 1e6, lo_open=True), default=None,
                        help=f"padded audio seconds per batch (default: {DEFAULT_BATCH_SECONDS:g} on a GPU, "
                             f"{DEFAULT_BATCH_SECONDS_CPU:g} on a CPU; lower it if the GPU runs out of memory)")
@@ -83,8 +89,18 @@ def add_extraction_args(parser: argparse.ArgumentParser, *, audio: bool) -> argp
                    help="process only the first N utterances (sorted by id), for smoke tests")
     g.add_argument("--overwrite", action="store_true",
                    help="replace this shard's existing files (and a manifest made with other settings)")
-    g.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_common_args(parser, torch=uses_torch)
     return parser
+
+
+def check_extraction_args(args: argparse.Namespace) -> argparse.Namespace:
+    """What can be refused before a model or a vector file is loaded: an --out_dir that cannot be written,
+    a --name that is not a plain folder name (the folder name made from a model's name is checked once the
+    model is known, in :func:`prepare_run`)."""
+    check_output_dir(args.out_dir, "--out_dir folder")
+    if getattr(args, "name", None):
+        store.check_slug(args.name)
+    return args
 
 
 def shard_from_env(env: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -228,13 +244,19 @@ def finalize_array(utt: Utterance, array: np.ndarray, *, num_layers: int, dim: i
     return array.astype(np.dtype(dtype), copy=False), missing
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries that shape the numbers, for the manifest (only those loaded)."""
+def library_versions(family_name: str) -> dict[str, str]:
+    """Versions of the libraries that shape a family's numbers (the family table's ``libraries``), with python
+    and numpy. The same for every process: never "whatever happens to be imported" (the runner runs stages in
+    one process, after other families' libraries were loaded)."""
+    from wordreps.common.versions import module_version
+    from wordreps.embeddings.families import FAMILIES
+
+    libraries = next((f.libraries for f in FAMILIES if f.name == family_name), ())
     out = {"python": f"{sys.version_info.major}.{sys.version_info.minor}", "numpy": np.__version__}
-    for name in ("torch", "transformers", "s3prl", "gensim", "easyaudio"):
-        mod = sys.modules.get(name)
-        if mod is not None:
-            out[name] = str(getattr(mod, "__version__", "unknown"))
+    for name in libraries:
+        version = module_version(name)
+        if version is not None:
+            out[name] = version
     return out
 
 
@@ -259,7 +281,7 @@ class _Writer:
     ``close``; files finished after the failing one get no record, so a resumed run redoes them.
     """
 
-    def __init__(self, folder: Path, log: store.DoneLog, finalize: Callable, workers: int = 4,
+    def __init__(self, folder: Path, log: store.DoneLog, finalize: Callable, workers: int | None = None,
                  max_pending: int = 64):
         self.folder = folder
         self.log = log
@@ -267,7 +289,7 @@ class _Writer:
         self.max_pending = max_pending
         self.error: BaseException | None = None
         self.written = 0
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="npy-writer")
+        self._pool = ThreadPoolExecutor(max_workers=workers or io_threads(), thread_name_prefix="npy-writer")
         self._pending: collections.deque = collections.deque()
         self._cv = threading.Condition()
         self._closing = False
@@ -347,7 +369,7 @@ def _check_length(u: Utterance, num_samples: int) -> None:
                         "made: re-create the alignment JSON")
 
 
-def check_audio_headers(utterances: Sequence[Utterance], rate_hz: int, num_workers: int = 4) -> None:
+def check_audio_headers(utterances: Sequence[Utterance], rate_hz: int, num_workers: int | None = None) -> None:
     """Header-only audio checks (exists, readable, not empty, mono, rate, length) of every utterance, in order.
 
     Run before anything is written, so a bad file stops the run with an empty output folder instead of hours in.
@@ -358,12 +380,12 @@ def check_audio_headers(utterances: Sequence[Utterance], rate_hz: int, num_worke
     def check(u: Utterance) -> None:
         _check_length(u, check_audio(u.audio_path, rate_hz))
 
-    with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="audio-check") as pool:
+    with ThreadPoolExecutor(max_workers=num_workers or io_threads(), thread_name_prefix="audio-check") as pool:
         for _ in pool.map(check, utterances):  # re-raises the first failure in utterance order
             pass
 
 
-def _prefetch(batches: Sequence[list[Utterance]], backend: Backend, num_workers: int = 4,
+def _prefetch(batches: Sequence[list[Utterance]], backend: Backend, num_workers: int | None = None,
               depth: int = 2) -> Iterator[list[BatchItem]]:
     """Yield BatchItems with audio loaded by background threads, ``depth`` batches ahead."""
     if not backend.needs_audio:
@@ -384,7 +406,7 @@ def _prefetch(batches: Sequence[list[Utterance]], backend: Backend, num_workers:
     stop = threading.Event()
 
     def producer() -> None:
-        with ThreadPoolExecutor(max_workers=num_workers, thread_name_prefix="audio-loader") as pool:
+        with ThreadPoolExecutor(max_workers=num_workers or io_threads(), thread_name_prefix="audio-loader") as pool:
             try:
                 for batch in batches:
                     if stop.is_set():
@@ -426,19 +448,50 @@ class RunPlan:
     finished: set[str]                      # utterance ids already finished
     shard_id: int
     num_shards: int
+    skipped_too_short: dict | None = None   # the manifest's record of utterances skipped (--skip_too_short)
 
 
-def build_manifest_for(backend: Backend, alignment, dtype: str) -> dict:
-    return store.build_manifest(
+def too_short_utterances(backend: Backend, alignment, skip: bool) -> dict | None:
+    """Utterances shorter than the model's receptive field (:meth:`Backend.min_samples`), found from the
+    alignment's sample counts before anything is read or written: refused with one line naming the first, or
+    (``skip``) removed from ``alignment`` and returned as the manifest's ``skipped_too_short`` record."""
+    minimum = backend.min_samples()
+    if minimum is None:
+        return None
+    short = sorted((u for u in alignment.utterances if u.num_samples < minimum), key=lambda u: u.utt_id)
+    if not short:
+        return None
+    rate = alignment.geometry.sample_rate_hz
+    if not skip:
+        first = short[0]
+        others = f" ({len(short) - 1} other utterance(s) are too short as well)" if len(short) > 1 else ""
+        raise UserError(f"utterance {first.utt_id} in {alignment.path} has {first.num_samples} samples "
+                        f"({1000 * first.num_samples / rate:.1f} ms), fewer than the {minimum} samples "
+                        f"({1000 * minimum / rate:.1f} ms) {backend.model_name} needs (its receptive field){others}; "
+                        "pass --skip_too_short to skip such utterances (they are listed in the manifest), or remove "
+                        "them from the corpus")
+    gone = {u.utt_id for u in short}
+    alignment.utterances = [u for u in alignment.utterances if u.utt_id not in gone]
+    if not alignment.utterances:
+        raise UserError(f"every utterance of {alignment.path} is shorter than the {minimum} samples "
+                        f"{backend.model_name} needs (its receptive field); nothing to extract")
+    return {"min_samples": minimum, "utterances": {u.utt_id: u.num_samples for u in short}}
+
+
+def build_manifest_for(backend: Backend, alignment, dtype: str, skipped_too_short: dict | None = None) -> dict:
+    manifest = store.build_manifest(
         model=backend.model_name, family=backend.family, num_layers=backend.num_layers,
         layer_names=list(backend.layer_names), dim=backend.dim, dtype=dtype,
         geometry=backend.geometry.to_dict() if backend.geometry is not None else None,
         alignment_path=_stable_path(alignment.path), alignment_sha256=alignment.sha256,
-        describe=backend.describe(), versions=library_versions(),
+        describe=backend.describe(), versions=library_versions(backend.family),
         utterances={u.utt_id: {"words": [w.word for w in u.words],
                                "shape": [backend.num_layers, len(u.words), backend.dim]}
                     for u in sorted(alignment.utterances, key=lambda u: u.utt_id)},
     )
+    if skipped_too_short:  # only then: a run that skips nothing writes the same manifest with or without the flag
+        manifest["skipped_too_short"] = skipped_too_short
+    return manifest
 
 
 def _default_batch_seconds(backend: Backend) -> float:
@@ -460,10 +513,15 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
         raise UserError(f"alignment file {args.path} is for {alignment.geometry.sample_rate_hz} Hz audio but "
                         f"{backend.model_name} takes {backend.sample_rate_hz} Hz; use the alignment JSON made for "
                         "that rate")
+    skipped = too_short_utterances(backend, alignment, bool(getattr(args, "skip_too_short", False)))
     shard_id, num_shards = resolve_shard(args)
-    name = args.name if getattr(args, "name", None) else store.slug_for(backend.model_name)
-    folder = store.model_dir(args.out_dir, name)
-    manifest = build_manifest_for(backend, alignment, args.dtype)
+    if getattr(args, "name", None):
+        folder = store.model_dir(args.out_dir, args.name)
+    else:
+        folder = store.model_dir(args.out_dir, store.slug_for(backend.model_name),
+                                 f"the folder name made from model {backend.model_name}")
+    check_output_dir(folder, "embeddings folder")  # before hours of work, not after
+    manifest = build_manifest_for(backend, alignment, args.dtype, skipped)
 
     utterances = sorted(alignment.utterances, key=lambda u: u.utt_id)
     if getattr(args, "limit", None):
@@ -492,7 +550,7 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
             if store.finished_record(folder, u.utt_id, records.get(u.utt_id), nbytes) is not None:
                 finished.add(u.utt_id)
     todo = [b for b in mine if any(u.utt_id not in finished for u in b)]
-    return RunPlan(folder, mine, todo, finished, shard_id, num_shards), alignment
+    return RunPlan(folder, mine, todo, finished, shard_id, num_shards, skipped), alignment
 
 
 def _embed_or_explain(backend: Backend, items: list[BatchItem], args: argparse.Namespace) -> list[np.ndarray]:
@@ -515,6 +573,11 @@ def _embed_or_explain(backend: Backend, items: list[BatchItem], args: argparse.N
 def run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
     """Extract this shard's utterances into the model folder (resuming) and return the folder."""
     plan, alignment = prepare_run(backend, args)
+    if plan.skipped_too_short:
+        ids = sorted(plan.skipped_too_short["utterances"])
+        print(f"note: skipped {len(ids)} utterance(s) shorter than the {plan.skipped_too_short['min_samples']} "
+              f"samples {backend.model_name} needs: {', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''} (listed "
+              f"in {plan.folder / store.MANIFEST}, skipped_too_short)", file=sys.stderr)
     total_utts = sum(len(b) for b in plan.batches)
     todo_utts = sum(1 for b in plan.todo for u in b if u.utt_id not in plan.finished)
     progress = None

@@ -171,6 +171,8 @@ class Family:
     model_flag: str = "--model"    # how the script is given a model of this family
     folder_name: str | None = None # the outputs' folder name when not derived from the model's (GloVe: a file)
     requires: str | None = None    # an optional package the family needs (not installable from PyPI)
+    # the libraries whose versions shape its numbers, recorded in every manifest (with python and numpy)
+    libraries: tuple[str, ...] = ("torch", "transformers")
 
     def load(self, model: str, device=None, **opts) -> Backend:
         module, _, function = self.loader.partition(":")
@@ -197,15 +199,15 @@ class Family:
 _B = "wordreps.embeddings.backends."
 FAMILIES: tuple[Family, ...] = (
     Family("glove", "glove", "text", "embeddings/glove_embedding.py", _B + "glove:load_glove_backend",
-           _glove_matches, None, model_flag="--glove", folder_name="glove"),
+           _glove_matches, None, model_flag="--glove", folder_name="glove", libraries=()),
     Family("easyaudio", "audio", "audio", "embeddings/audio_embeddings.py", _B + "easyaudio:load_easyaudio_backend",
            _easyaudio_matches, _easyaudio_geometry, "encodecmae_base, encodecmae_large (24 kHz, 75 Hz); BEATs_iter3 "
-           "and other BEATs_* (16 kHz, 160 ms)", requires="easyaudio"),
+           "and other BEATs_* (16 kHz, 160 ms)", requires="easyaudio", libraries=("torch", "easyaudio")),
     Family("hf-audio", "audio", "audio", "embeddings/audio_embeddings.py", _B + "hf_audio:load_ast_backend",
            _ast_matches, _ast_geometry, "ast, MIT/ast-finetuned-* (16 kHz, 100 ms)"),
     Family("s3prl", "speech", "audio", "embeddings/speech_embedding.py", _B + "s3prl:load_s3prl_backend",
            _s3prl_matches, _s3prl_geometry, "wav2vec2, wav2vec2_large_960, hubert, hubert_large_ll60k, "
-           "wavlm_base_plus, wavlm_large, data2vec, distilhubert (16 kHz, 20 ms)"),
+           "wavlm_base_plus, wavlm_large, data2vec, distilhubert (16 kHz, 20 ms)", libraries=("torch", "s3prl")),
     Family("hf-speech", "speech", "audio", "embeddings/speech_embedding.py", _B + "hf_speech:load_hf_speech_backend",
            _hf_speech_matches, _hf_speech_geometry, "facebook/wav2vec2-base, microsoft/wavlm-large, ... (16 kHz, "
            "20 ms)"),

@@ -27,20 +27,21 @@ Embedding folders are read only through :func:`open_embeddings` (a thin wrapper 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
+from wordreps.common import schema as S
 from wordreps.common.atomic import atomic_path, write_json_atomic, write_text_atomic
 from wordreps.common.errors import UserError
 from wordreps.common.hashing import sha256_file
+from wordreps.common.locks import folder_lock
 from wordreps.embeddings.store import EmbeddingSet, read_done_records, slug_for
 
 KEYS_FORMAT = "wordreps.keys"
@@ -51,6 +52,17 @@ MATRICES_JSON = "matrices.json"
 # Tests set this to slow assembly down (seconds per utterance and per renamed layer) so that a real
 # SIGKILL can land mid-run; it changes nothing else.
 SLOW_ENV = "WORDREPS_TEST_SLOW_ASSEMBLY_S"
+
+# The declared shapes of the keys file and of matrices.json (version 1 of each).
+KEYS_SCHEMA = S.Obj({"rows": S.List(S.Tuple((S.Str(nonempty=True, file_name=True), S.Int(lo=0), S.Str())),
+                                    label=lambda i, _row: f"row {i}")},
+                    optional={"models": S.List(S.Str())})
+MATRICES_SCHEMA = S.Obj({
+    "model": S.Str(nonempty=True), "slug": S.Str(nonempty=True, file_name=True), "embeddings_dir": S.Str(),
+    "embeddings_fingerprint": S.Str(), "keys_path": S.Str(), "keys_sha256": S.Str(), "num_rows": S.Int(lo=1),
+    "dim": S.Int(lo=1), "num_layers": S.Int(lo=1), "dtype": S.Str(choices=("float32",)),
+    "layers": S.List(S.Int(lo=0)),
+})
 
 
 # ---------------------------------------------------------------------------------------------- embeddings
@@ -155,27 +167,18 @@ def load_keys(path: str | os.PathLike) -> Keys:
     except (UnicodeDecodeError, ValueError) as err:
         raise UserError(f"keys file {path} is not valid JSON ({err}); write it again with "
                         "embeddings/matrix_embeddings.py --write_words") from err
-    if not isinstance(obj, dict) or obj.get("format") != KEYS_FORMAT or not isinstance(obj.get("rows"), list):
-        raise UserError(f"{path} is not a wordreps keys file (format {KEYS_FORMAT!r}); write it with "
-                        "embeddings/matrix_embeddings.py --write_words")
-    if obj.get("version") != KEYS_VERSION:
-        raise UserError(f"keys file {path} has version {obj.get('version')!r}, this toolkit reads version "
-                        f"{KEYS_VERSION}; write it again with embeddings/matrix_embeddings.py --write_words")
+    again = "write it again with embeddings/matrix_embeddings.py --write_words"
+    S.check_format(obj, KEYS_FORMAT, KEYS_VERSION, f"keys file {path}", "wordreps keys file", again)
+    S.validate(obj, KEYS_SCHEMA, f"keys file {path}", again)
     rows: list[tuple[str, int, str]] = []
     seen: dict[tuple[str, int], int] = {}
-    for i, row in enumerate(obj["rows"]):
-        ok = (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str) and isinstance(row[2], str)
-              and isinstance(row[1], int) and not isinstance(row[1], bool) and row[1] >= 0)
-        if not ok:
-            raise UserError(f"keys file {path}, row {i}: {json.dumps(row)[:80]} is not [utterance id, position >= 0, "
-                            "word]; write the keys file again with embeddings/matrix_embeddings.py --write_words")
-        key = (row[0], row[1])
-        if key in seen:
-            raise UserError(f"keys file {path}, row {i}: occurrence ({row[0]}, {row[1]}) repeats row {seen[key]}; "
+    for i, (utt, pos, word) in enumerate(obj["rows"]):
+        if (utt, pos) in seen:
+            raise UserError(f"keys file {path}, row {i}: occurrence ({utt}, {pos}) repeats row {seen[utt, pos]}; "
                             "each occurrence may appear once, write the keys file again")
-        seen[key] = i
-        rows.append((row[0], row[1], row[2]))
-    models = [str(m) for m in obj.get("models", [])]
+        seen[utt, pos] = i
+        rows.append((utt, pos, word))
+    models = list(obj.get("models", []))
     return Keys(path=path, models=models, rows=rows, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -315,21 +318,6 @@ def _group_rows(keys: Keys) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [(u, np.asarray(p, dtype=np.int64), np.asarray(r, dtype=np.int64)) for u, (p, r) in groups.items()]
 
 
-@contextlib.contextmanager
-def _folder_lock(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    fh = open(folder / ".lock", "a+b")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise UserError(f"another run is writing matrices into {folder}; wait for it to finish, then run "
-                            "this command again") from None
-        yield
-    finally:
-        fh.close()  # closing releases the lock; the kernel releases it too if the process is killed
-
-
 def _clear_temporaries(folder: Path) -> None:
     # temporaries of a killed run (atomic_path names them ".<name>.<random>.tmp"); safe under the lock
     for tmp in folder.glob(".*.tmp"):
@@ -337,17 +325,20 @@ def _clear_temporaries(folder: Path) -> None:
 
 
 def read_matrices_json(folder: str | os.PathLike) -> dict | None:
+    """``<folder>/matrices.json`` validated against :data:`MATRICES_SCHEMA`, or None when there is none."""
     path = Path(folder) / MATRICES_JSON
+    again = "delete it and run embeddings/matrix_embeddings.py again"
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UserError(f"{path} cannot be read ({err}); delete it and run embeddings/matrix_embeddings.py "
-                        "again") from err
-    if not isinstance(obj, dict) or obj.get("format") != MATRICES_FORMAT:
-        raise UserError(f"{path} is not a wordreps matrices description; delete it and run "
-                        "embeddings/matrix_embeddings.py again")
+        raise UserError(f"{path} cannot be read ({err}); {again}") from err
+    S.check_format(obj, MATRICES_FORMAT, MATRICES_VERSION, str(path), "wordreps matrices description", again)
+    S.validate(obj, MATRICES_SCHEMA, str(path), again)
+    past = [x for x in obj["layers"] if x >= obj["num_layers"]]
+    if past:
+        raise UserError(f"{path}: field layers lists layer {past[0]}, but num_layers is {obj['num_layers']}; {again}")
     return obj
 
 
@@ -375,7 +366,8 @@ def assemble(model: str, keys_path: str | os.PathLike, layer_spec: str, *,
         "keys_path": str(keys_path), "keys_sha256": keys.sha256,
         "num_rows": len(keys.rows), "dim": emb.dim, "num_layers": emb.num_layers, "dtype": "float32",
     }
-    with _folder_lock(out):
+    busy = f"another run is writing matrices into {out}; wait for it to finish, then run this command again"
+    with folder_lock(out, busy):
         _clear_temporaries(out)
         old = read_matrices_json(out)
         kept: list[int] = []

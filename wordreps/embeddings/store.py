@@ -25,16 +25,17 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from wordreps.common.atomic import write_json_atomic
+from wordreps.common import schema as S
+from wordreps.common.atomic import ensure_dir, os_error_to_user, write_json_atomic
 from wordreps.common.errors import UserError
 from wordreps.common.hashing import sha256_file
+from wordreps.common.names import check_name
 
 FORMAT = "wordreps.embeddings"
 VERSION = 1
 MANIFEST = "manifest.json"
 UTTS = "utts"
 _DONE_RE = re.compile(r"^done\.shard-(\d+)-of-(\d+)\.jsonl$")
-_SLUG_BAD = re.compile(r"[/\\\x00]")
 
 
 # ---------------------------------------------------------------------------------------------- names
@@ -51,16 +52,14 @@ def slug_for(model_name: str) -> str:
     return slug or "model"
 
 
-def check_slug(name: str) -> str:
-    if not name or name in (".", "..") or _SLUG_BAD.search(name):
-        raise UserError(f"--name {name!r} is not a usable folder name (no '/', '\\', '.' or '..'); "
-                        "pass a plain name such as wav2vec2_large_960")
-    return name
+def check_slug(name: str, given_as: str = "--name") -> str:
+    """``name`` if it can be one folder name under the output folder (see :mod:`wordreps.common.names`)."""
+    return check_name(name, "folder name", given_as, "pass a plain name such as wav2vec2_large_960 with --name")
 
 
-def model_dir(out_dir: str | os.PathLike, name: str) -> Path:
+def model_dir(out_dir: str | os.PathLike, name: str, given_as: str = "--name") -> Path:
     """The folder of one model's embeddings: ``<out_dir>/<name>`` (``name`` is a slug, see :func:`slug_for`)."""
-    return Path(out_dir) / check_slug(name)
+    return Path(out_dir) / check_slug(name, given_as)
 
 
 def utt_path(folder: str | os.PathLike, utt_id: str) -> Path:
@@ -148,10 +147,13 @@ class DoneLog:
 
     def __init__(self, folder: str | os.PathLike, shard_id: int, num_shards: int):
         self.path = done_path(folder, shard_id, num_shards)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(self.path.parent)
         self._repair()
         # a raw descriptor: no Python buffer that could flush half a record later
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise os_error_to_user(err, self.path) from err
 
     def _repair(self) -> None:
         # A worker killed mid-append leaves a line without its newline: cut it off so that the next record
@@ -220,21 +222,46 @@ def _diff_fields(old: dict, new: dict) -> list[str]:
     return [k for k in keys if old.get(k) != new.get(k)]
 
 
+def _utterance_label(utt_id: object, _raw: object) -> str:
+    return f"utterance {utt_id}"
+
+
+# The declared shape of manifest.json (version 1); other fields (provenance) are kept and not checked.
+MANIFEST_SCHEMA = S.Obj({
+    "model": S.Str(nonempty=True), "family": S.Str(), "num_layers": S.Int(lo=1), "layer_names": S.List(S.Str()),
+    "dim": S.Int(lo=1), "dtype": S.Str(choices=("float16", "float32")),
+    "geometry": S.Optional(S.Obj({"sample_rate_hz": S.Int(lo=1), "hop_samples": S.Int(lo=1),
+                                  "receptive_field_samples": S.Int(lo=1)})),
+    "alignment_path": S.Str(), "alignment_sha256": S.Str(), "describe": S.Obj({}), "versions": S.Map(S.AnyValue()),
+    "utterances": S.Map(S.Obj({"words": S.List(S.Str()), "shape": S.Tuple((S.Int(lo=1), S.Int(lo=0), S.Int(lo=1)))}),
+                        key=S.Str(nonempty=True, file_name=True), label=_utterance_label),
+}, optional={"skipped_too_short": S.Obj({"min_samples": S.Int(lo=1),
+                                        "utterances": S.Map(S.Int(lo=1), key=S.Str(nonempty=True))})})
+
+
 def read_manifest(folder: str | os.PathLike) -> dict:
+    """The folder's manifest, validated against :data:`MANIFEST_SCHEMA` and its own counts."""
     path = Path(folder) / MANIFEST
     if not path.exists():
         raise UserError(f"{folder} holds no {MANIFEST}: it is not an embeddings folder (or its extraction never "
                         "started); run the embedding script for that model first")
+    redo = "delete the folder and run the extraction again (or run it with --overwrite)"
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UserError(f"{path} cannot be read as JSON ({err}); delete the folder and run the extraction again") from err
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise UserError(f"{path} is not a wordreps embeddings manifest; point to a folder written by "
-                        "embeddings/*_embedding.py")
-    if obj.get("version") != VERSION:
-        raise UserError(f"{path} has version {obj.get('version')!r}, this toolkit reads version {VERSION}; "
-                        "run the extraction again with --overwrite")
+        raise UserError(f"{path} cannot be read as JSON ({err}); {redo}") from err
+    S.check_format(obj, FORMAT, VERSION, str(path), "wordreps embeddings manifest",
+                   "point to a folder written by embeddings/*_embedding.py, or run the extraction again with "
+                   "--overwrite")
+    S.validate(obj, MANIFEST_SCHEMA, str(path), redo)
+    layers, dim = obj["num_layers"], obj["dim"]
+    if len(obj["layer_names"]) != layers:
+        raise UserError(f"{path}: field layer_names has {len(obj['layer_names'])} names but num_layers is {layers}; "
+                        f"{redo}")
+    for utt, entry in obj["utterances"].items():
+        if entry["shape"] != [layers, len(entry["words"]), dim]:
+            raise UserError(f"{path}: field utterances[{json.dumps(utt)}].shape is {entry['shape']}, but the manifest "
+                            f"has {layers} layers, {len(entry['words'])} words for it and dim {dim}; {redo}")
     return obj
 
 
@@ -258,9 +285,9 @@ def prepare_folder(folder: str | os.PathLike, manifest: dict, *, overwrite: bool
             raise UserError(
                 f"{folder} already holds embeddings made with other settings (different {', '.join(fields)}); "
                 "pass --overwrite to replace them, or --name/--out_dir to write elsewhere")
-        (folder / UTTS).mkdir(parents=True, exist_ok=True)
+        ensure_dir(folder / UTTS)
         return folder
-    (folder / UTTS).mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder / UTTS)
     write_json_atomic(path, manifest, indent=1)
     return folder
 

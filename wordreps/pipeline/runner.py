@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from wordreps.common.errors import UserError
+from wordreps.common.names import check_name
 from wordreps.embeddings.families import (
     KINDS,
     Family,
@@ -55,10 +56,13 @@ def parse_model(text: str) -> ModelSpec:
     kind, _, rest = text.partition(":") if ":" in text and text.split(":", 1)[0] in KINDS else ("", "", text)
     model, _, slug = rest.partition("@")
     fam = family_for(model, kind or None)
-    if not slug:
+    if slug:
+        check_name(slug, "folder name", f"--models {text}", "write kind:name@folder with a plain folder name")
+    else:
         from wordreps.embeddings.store import slug_for
 
-        slug = fam.folder_name or slug_for(model)
+        slug = check_name(fam.folder_name or slug_for(model), "folder name", f"--models {text}",
+                          "name the folder with kind:name@folder")
     return ModelSpec(family=fam, model=model, slug=slug)
 
 
@@ -141,6 +145,14 @@ class RunConfig:
     units: str = "words"
     # the user named the models (--models): a text model with --units phones is then an error, not a skip
     explicit_models: bool = False
+    # --num_threads for the steps that run torch (None: each step sizes torch's threads itself)
+    num_threads: int | None = None
+    no_progress: bool = False        # --no_progress for the embedding steps too (the others never show bars)
+    skip_too_short: bool = False     # audio models skip (and record) utterances shorter than their receptive field
+
+    def torch_args(self) -> list[str]:
+        """The common flags of a step that runs torch (wordreps.common.cli.add_common_args)."""
+        return [] if self.num_threads is None else ["--num_threads", str(self.num_threads)]
 
     @property
     def embeddings_dir(self) -> Path:
@@ -254,6 +266,12 @@ def build_plan(cfg: RunConfig) -> list[Step]:
         args = ["--path", str(alignment), "--out_dir", str(cfg.embeddings_dir), "--name", spec.slug]
         args += spec.family.model_args(spec.model) + ["--device", cfg.device]
         args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
+        if spec.kind != "glove":  # GloVe reads a vector file, no torch
+            args += cfg.torch_args()
+        if cfg.no_progress:
+            args.append("--no_progress")
+        if cfg.skip_too_short and spec.modality == "audio":
+            args.append("--skip_too_short")
         if not spec.family.available():
             steps.append(Step(f"{spec.slug}: {spec.family.requires} is not installed (see docs/models.md)",
                               "", [], [], done=lambda: True))
@@ -287,7 +305,8 @@ def build_plan(cfg: RunConfig) -> list[Step]:
                                                           "--model2", b, "--layer2", str(_top_layer(cfg, b)),
                                                           "--metric", *cfg.measures,
                                                           "--matrices_dir", str(cfg.matrices_dir),
-                                                          "--out_dir", str(out), "--no_progress"],
+                                                          "--out_dir", str(out), "--no_progress",
+                                                          *cfg.torch_args()],
                                [out / f"{a}__vs__{b}" / f"{m}.json" for m in cfg.measures],
                                done_check=lambda a=a, b=b, out=out: _results_current(cfg, out / f"{a}__vs__{b}",
                                                                                      keys)))
@@ -321,8 +340,13 @@ def _same_flac_count(src: str, dst: str) -> bool:
 
 
 def _top_layer(cfg: RunConfig, slug: str) -> int:
-    info = json.loads((cfg.matrices_dir / slug / "matrices.json").read_text())
-    return max(int(x) for x in info["layers"])
+    from wordreps.embeddings.matrices import read_matrices_json
+
+    info = read_matrices_json(cfg.matrices_dir / slug)
+    if not info or not info["layers"]:
+        raise UserError(f"{cfg.matrices_dir / slug} holds no assembled layers; delete it and run the same command "
+                        "again")
+    return max(info["layers"])
 
 
 def _results_current(cfg: RunConfig, folder: Path, keys: Path) -> bool:
@@ -349,7 +373,8 @@ def _asif_args(cfg: RunConfig, audio: str, text: str, keys: Path, out: Path) -> 
     return ["--path_layer1", str(cfg.matrices_dir / audio / f"layer_{la}.npy"),
             "--path_layer2", str(cfg.matrices_dir / text / f"layer_{lt}.npy"),
             "--keys", str(keys), "--k", *map(str, cfg.asif_k), "--p", *[f"{p:g}" for p in cfg.asif_p],
-            "--names", audio, text, "--out_dir", str(out), "--name", f"{audio}__vs__{text}"]
+            "--names", audio, text, "--out_dir", str(out), "--name", f"{audio}__vs__{text}", "--no_progress",
+            *cfg.torch_args()]
 
 
 def execute(steps: list[Step], isolate: bool = False, log: Callable[[str], None] = print) -> list[dict]:
@@ -389,7 +414,9 @@ def thesis_config(args) -> RunConfig:
                      audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
                      out_root=out_root, keys_path=str(Path(out_root) / keys), device=args.device,
                      download=not args.no_download, units=units, explicit_models=bool(args.models),
-                     extra_step_args=_glove_args(args))
+                     extra_step_args=_glove_args(args), num_threads=getattr(args, "num_threads", None),
+                     no_progress=getattr(args, "no_progress", False),
+                     skip_too_short=getattr(args, "skip_too_short", False))
 
 
 def _glove_args(args) -> dict[str, list[str]]:
@@ -424,7 +451,9 @@ def demo_config(args) -> RunConfig:
                     audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
                     out_root=str(out_root), keys_path=str(out_root / keys), device=args.device,
                     asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0], units=units, explicit_models=bool(args.models),
-                    extra_step_args=_glove_args(args))
+                    extra_step_args=_glove_args(args), num_threads=getattr(args, "num_threads", None),
+                     no_progress=getattr(args, "no_progress", False),
+                     skip_too_short=getattr(args, "skip_too_short", False))
     text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
     cfg.setup_steps = [
         Step("tiny speech models (random weights)", "tools/make_tiny_speech.py",

@@ -45,6 +45,8 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
         lines.append(f"| {spec.slug} | {spec.kind} | `{manifest['model']}` | {manifest['num_layers']} | "
                      f"{manifest['dim']} | {missing} |")
     for spec in cfg.models:
+        lines += too_short_lines(spec.slug, _load(cfg.embeddings_dir / spec.slug / "manifest.json"))
+    for spec in cfg.models:
         if spec.kind == "glove":
             lines += glove_oov_lines(spec.slug, _load(cfg.embeddings_dir / spec.slug / "manifest.json"))
     from wordreps.analysis.measures import measure
@@ -59,11 +61,13 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
         res = _load(folder / f"{first}.json")
         if res is None:
             continue
-        best = max((v, i, j) for i, row in enumerate(res["values"]) for j, v in enumerate(row) if v is not None)
+        cells = [(v, i, j) for i, row in enumerate(res["values"]) for j, v in enumerate(row) if v is not None]
+        best = (f"highest {measure(first).title} {max(cells)[0]:.3f} at layers ({res['model1']['layers'][max(cells)[1]]}, "
+                f"{res['model2']['layers'][max(cells)[2]]})") if cells else f"{measure(first).title} undefined everywhere"
         lines += [f"### {res['model1']['name']} vs {res['model2']['name']}", "",
-                  f"n = {res['num_rows']}; highest {measure(first).title} {best[0]:.3f} at layers "
-                  f"({res['model1']['layers'][best[1]]}, {res['model2']['layers'][best[2]]}). "
+                  f"n = {res['num_rows']}; {best}. "
                   f"Files: `{_rel(folder, root)}/{{{','.join(cfg.measures)}}}.{{json,csv,png}}`", ""]
+        lines += [f"- warning: {w}" for w in res.get("warnings", [])] + ([""] if res.get("warnings") else [])
         for metric in cfg.measures:
             png = folder / f"{metric}.png"
             if png.is_file():
@@ -99,6 +103,17 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
     lines += ["", f"Total wall time of this invocation: {seconds:.1f} s.", ""]
     write_text_atomic(out, "\n".join(lines))
     return out
+
+
+def too_short_lines(slug: str, manifest: dict | None) -> list[str]:
+    """What ``--skip_too_short`` left out of a model's embeddings (its manifest's record), or nothing."""
+    skipped = (manifest or {}).get("skipped_too_short")
+    if not skipped:
+        return []
+    ids = sorted(skipped["utterances"])
+    shown = ", ".join(f"`{u}`" for u in ids[:5]) + (", ..." if len(ids) > 5 else "")
+    return ["", f"`{slug}` skipped **{len(ids)}** utterance(s) shorter than its receptive field "
+                f"({skipped['min_samples']} samples, `--skip_too_short`): {shown}."]
 
 
 def glove_oov_losses(manifest: dict) -> dict[str, int] | None:

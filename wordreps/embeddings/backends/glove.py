@@ -7,9 +7,11 @@ GloVe (``family="glove"``, one layer named ``"glove"``)
     Vectors are read from the usual files: GloVe text (no header, ``word v1 ... vD`` per line), word2vec
     text (a ``"count dim"`` header line first) and word2vec binary (``.bin``), each plain or compressed
     (``.gz``, ``.bz2``, ``.xz``: opened through ``gensim.utils.open``, i.e. smart_open). One streaming pass
-    keeps only the corpus vocabulary (the alignment's words, lower-case), which is stored as a gensim
-    ``KeyedVectors`` in a cache file (``outputs/cache/glove/<file-stem>-<key>.kv``, key = sha256 of the
-    file's size, mtime and the vocabulary), so a second run never reads the big file again.
+    keeps only the corpus vocabulary (the alignment's words, lower-case), which is stored in a cache file
+    (``outputs/cache/glove/<file-stem>-<key>.npz``: the words and a float32 matrix, read back with
+    ``allow_pickle=False``; key = sha256 of the file's size, mtime and the vocabulary), so a second run never
+    reads the big file again. A gensim ``.kv`` file (a pickle) is read with an unpickler that builds only
+    gensim's ``KeyedVectors`` and numpy arrays: a pickle naming anything else (which could run code) is refused.
     A word that is not in the file gets a row of NaN (the core records it as missing): never a zero
     vector, never dropped.
 """
@@ -19,14 +21,15 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from wordreps.common.atomic import atomic_path
-from wordreps.common.errors import UserError
+from wordreps.common.atomic import atomic_path, check_output_dir
+from wordreps.common.errors import UserError, one_line
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ log = logging.getLogger(__name__)
 GLOVE_DOWNLOAD_HINT = ("download glove.42B.300d.zip from https://nlp.stanford.edu/data/glove.42B.300d.zip, "
                        "unzip it into datasets/glove/ (or pass --glove PATH to another vector file)")
 DEFAULT_GLOVE_CACHE = Path("outputs/cache/glove")
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2   # 2: .npz (words + vectors); 1 was a pickled KeyedVectors
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 _FIRST_LINE_MAX_BYTES = 1 << 20   # a 4096-dim text line is ~50 kB; more than this is not a vector file
 FORMATS = ("auto", "glove", "word2vec", "word2vec-bin", "kv")
@@ -119,7 +122,8 @@ def _is_float(token: bytes) -> bool:
 
 def _parse_values(values: bytes, dim: int, path: str, line_no: int) -> np.ndarray:
     try:
-        vec = np.array(values.split(b" "), dtype=np.float32)
+        with np.errstate(over="ignore"):  # a value past float32's range becomes inf: refused below
+            vec = np.array(values.split(b" "), dtype=np.float32)
     except ValueError as err:
         raise UserError(f"vector file {path}, line {line_no}: a value is not a number ({err}); the file is "
                         "damaged, re-download it") from err
@@ -127,8 +131,8 @@ def _parse_values(values: bytes, dim: int, path: str, line_no: int) -> np.ndarra
         raise UserError(f"vector file {path}, line {line_no} has {vec.size} values, expected {dim}; "
                         "the file is damaged, re-download it")
     if not np.all(np.isfinite(vec)):
-        raise UserError(f"vector file {path}, line {line_no} holds a NaN or infinite value; the file is damaged, "
-                        "re-download it")
+        raise UserError(f"vector file {path}, line {line_no} holds a value that is NaN, infinite or beyond "
+                        "float32's range (+-3.4e38); the file is damaged, re-download it")
     return vec
 
 
@@ -239,11 +243,49 @@ def _read_text(fin, path: str, vocab: set[str] | None, kind: str) -> VectorReadR
     return VectorReadResult(words, vectors.astype(np.float32, copy=False), dim, kind, count)
 
 
+# What a KeyedVectors.save pickle may name (gensim 4, numpy 1 and 2); anything else is refused unloaded.
+_KV_PICKLE_GLOBALS = frozenset({
+    ("gensim.models.keyedvectors", "KeyedVectors"), ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"), ("collections", "OrderedDict"),
+})
+
+
+class _KeyedVectorsUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _KV_PICKLE_GLOBALS:
+            raise _ForbiddenPickle(f"{module}.{name}")
+        return super().find_class(module, name)
+
+
+class _ForbiddenPickle(Exception):
+    pass
+
+
+def load_keyed_vectors(path: str):
+    """``KeyedVectors.load(path, mmap="r")`` without running code from the file: the pickle may name only
+    gensim's KeyedVectors and numpy's array types; arrays saved beside it are read with ``allow_pickle=False``."""
+    from gensim import utils as gensim_utils
+
+    try:
+        with gensim_utils.open(path, "rb") as fh:
+            kv = _KeyedVectorsUnpickler(fh, encoding="latin1").load()
+    except _ForbiddenPickle as err:
+        raise UserError(f"vector file {path} is a pickle that names {err}, which is not loaded (unpickling it could "
+                        "run code); pass a GloVe/word2vec text or .bin file, or a .kv file saved by gensim's "
+                        "KeyedVectors.save") from None
+    compress, subname = gensim_utils.SaveLoad._adapt_by_suffix(path)
+    kv._load_specials(path, None if compress else "r", compress, subname)
+    return kv
+
+
 def _read_kv(path: str, vocab: set[str] | None) -> VectorReadResult:
     from gensim.models import KeyedVectors
 
     try:
-        kv = KeyedVectors.load(path, mmap="r")
+        kv = load_keyed_vectors(path)
+    except UserError:
+        raise
     except Exception as err:  # pickle/unpickling errors of every kind
         raise _not_vector_file(path, f"gensim cannot load it as KeyedVectors: {type(err).__name__}") from err
     if not isinstance(kv, KeyedVectors):
@@ -305,12 +347,41 @@ def _read_binary(fin, path: str, vocab: set[str] | None) -> VectorReadResult:
 
 def glove_cache_path(path: str | os.PathLike, vocab: Iterable[str], cache_dir: str | os.PathLike,
                      fmt: str = "auto") -> Path:
-    """``<cache_dir>/<file-stem>-<sha256(size, mtime, format, vocabulary)[:16]>.kv``."""
+    """``<cache_dir>/<file-stem>-<sha256(size, mtime, format, vocabulary)[:16]>.npz``."""
     st = os.stat(path)
     key = json.dumps({"v": _CACHE_VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "format": fmt,
                       "vocab": sorted(set(vocab))}, ensure_ascii=False, separators=(",", ":"))
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-    return Path(cache_dir) / f"{vector_file_stem(path)}-{digest}.kv"
+    return Path(cache_dir) / f"{vector_file_stem(path)}-{digest}.npz"
+
+
+def _keyed_vectors(words: Sequence[str], vectors: np.ndarray, dim: int):
+    from gensim.models import KeyedVectors
+
+    kv = KeyedVectors(vector_size=dim, count=0, dtype=np.float32)
+    if len(words):
+        kv.add_vectors(list(words), np.asarray(vectors, dtype=np.float32))
+    return kv
+
+
+def _read_cache(cache: Path):
+    """The cached vocabulary's KeyedVectors (plain arrays, ``allow_pickle=False``)."""
+    with np.load(cache, allow_pickle=False) as z:
+        words, vectors = z["words"].tolist(), z["vectors"]
+        if vectors.ndim != 2 or vectors.dtype != np.float32 or len(words) != vectors.shape[0]:
+            raise ValueError(f"words {len(words)} and vectors {vectors.shape} {vectors.dtype} do not match")
+        return _keyed_vectors(words, vectors, int(vectors.shape[1]))
+
+
+def _write_cache(cache: Path, result: VectorReadResult) -> None:
+    try:
+        check_output_dir(cache.parent, "GloVe cache folder")
+    except UserError as err:  # a read-only cache folder only costs time; a full disk (below) stops the run
+        log.warning("%s; the next run will read the vector file again", err)
+        return
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would add ".npz" to a name
+            np.savez(fh, words=np.asarray(result.words, dtype=str), vectors=result.vectors)
 
 
 def load_vocab_vectors(path: str | os.PathLike, vocab: Iterable[str] | None, *,
@@ -319,8 +390,6 @@ def load_vocab_vectors(path: str | os.PathLike, vocab: Iterable[str] | None, *,
 
     ``vocab=None`` loads every word (no cache: that copy would be as big as the file).
     """
-    from gensim.models import KeyedVectors
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise UserError(f"vector file {path} does not exist; {GLOVE_DOWNLOAD_HINT}")
@@ -330,24 +399,15 @@ def load_vocab_vectors(path: str | os.PathLike, vocab: Iterable[str] | None, *,
         cache = glove_cache_path(path, vocab_set, cache_dir, fmt)
         if cache.exists():
             try:
-                kv = KeyedVectors.load(str(cache))
-                if not isinstance(kv, KeyedVectors):
-                    raise TypeError(f"it holds a {type(kv).__name__}")
-                return kv, {"cache_path": str(cache), "from_cache": True}
-            except Exception as err:  # a cache from another gensim version, or damaged: rebuild it
-                log.warning("GloVe cache %s cannot be loaded (%s); rebuilding it", cache, err)
+                return _read_cache(cache), {"cache_path": str(cache), "from_cache": True}
+            except Exception as err:  # damaged, or written by another version: rebuild it
+                log.warning("GloVe cache %s cannot be loaded (%s); rebuilding it", cache, one_line(err))
     result = read_vector_file(path, vocab_set, fmt)
-    kv = KeyedVectors(vector_size=result.dim, count=0, dtype=np.float32)
-    if result.words:
-        kv.add_vectors(result.words, result.vectors)
+    kv = _keyed_vectors(result.words, result.vectors, result.dim)
     info = {"cache_path": str(cache) if cache else None, "from_cache": False, "format": result.fmt,
             "file_vectors": result.lines_read}
     if cache is not None:
-        try:
-            with atomic_path(cache) as tmp:
-                kv.save(str(tmp), separately=[])  # one self-contained file, renamed into place
-        except OSError as err:  # a full disk is a UserError (atomic_path); a read-only cache folder only costs time
-            log.warning("cannot write the GloVe cache %s (%s); the next run will read %s again", cache, err, path)
+        _write_cache(cache, result)
     return kv, info
 
 
