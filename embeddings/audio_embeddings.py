@@ -15,21 +15,20 @@ import argparse
 from wordreps.common.cli import int_range
 from wordreps.common.cli import apply_common_args
 from wordreps.common.errors import run_cli
-from wordreps.embeddings.backends.easyaudio import EASYAUDIO_MODELS
 from wordreps.embeddings.extract import (
     add_extraction_args,
     check_extraction_args,
     resolve_device,
     run_extraction,
 )
-from wordreps.embeddings.families import load_backend
+from wordreps.embeddings.families import family, load_backend
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True,
-                        help=f"easyaudio model ({', '.join(EASYAUDIO_MODELS)}), or a Hugging Face Audio Spectrogram "
-                             "Transformer name or local folder")
+                        help=f"easyaudio model ({family('easyaudio').geometry_names}), or a Hugging Face Audio "
+                             "Spectrogram Transformer name or local folder")
     parser.add_argument("--max_chunks_per_forward", type=int_range(1, 4096), default=64,
                         help="AST only: most 10.24 s chunks in one forward pass (default: %(default)s)")
     add_extraction_args(parser, audio=True)

@@ -179,3 +179,22 @@ def test_a_lock_file_removed_meanwhile_is_not_trusted(tmp_path):
     with folder_lock(folder, "busy"):  # C: a new file, not blocked by B's stale lock
         assert _same_file(os.open(path, os.O_RDONLY), path)
     os.close(stale)
+
+
+def test_thread_settings_come_before_torch_is_imported():
+    """OpenMP reads its wait policy (and OMP_NUM_THREADS) when torch loads it: no torch stage script imports torch
+    before its common flags are applied; the toolkit's passive wait is set then, a user's own policy kept."""
+    probe = ("import runpy, sys; runpy.run_path(sys.argv[1], run_name='probe'); "
+             "print('torch' in sys.modules)")
+    for script in sorted(TORCH_STAGES):
+        proc = subprocess.run([sys.executable, "-c", probe, str(REPO / script)], cwd=REPO, env=script_env(),
+                              capture_output=True, text=True, timeout=120)
+        assert proc.stdout.strip() == "False", (script, proc.stderr[-2000:])
+    code = ("import os; from wordreps.common.threads import set_torch_threads; set_torch_threads(None); "
+            "import torch; print(os.environ.get('OMP_WAIT_POLICY'))")
+    env = script_env()
+    env.pop("OMP_WAIT_POLICY", None)
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120).stdout.strip() == "PASSIVE"
+    assert subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                          capture_output=True, text=True, timeout=120).stdout.strip() == "ACTIVE"

@@ -3,9 +3,10 @@
 On a shared machine or a cluster node the process may use fewer CPUs than the machine has: Slurm gives a task
 ``SLURM_CPUS_PER_TASK`` CPUs, ``taskset``/cpusets narrow the affinity mask, a container's cgroup caps CPU time
 (``cpu.max``). Torch's intra-op threads, the audio loader threads and the ``.npy`` writer threads are sized
-from :func:`available_cpus`, so that they do not oversubscribe the cores they share: an OpenMP thread
-that waits for a descheduled partner spins, and on a loaded machine that spinning costs more CPU time than the
-work (docs/benchmarks.md, "Busy machines"). ``--num_threads`` overrides torch's count.
+from :func:`available_cpus`, so that they do not oversubscribe the cores they share, and torch's OpenMP threads
+wait passively (:data:`WAIT_POLICY`): an OpenMP thread that waits for a descheduled partner spins, and on a
+loaded machine that spinning costs more CPU time than the work (docs/benchmarks.md, "Busy machines").
+``--num_threads`` overrides torch's count.
 """
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ import sys
 from typing import Mapping
 
 MAX_IO_THREADS = 4   # audio loaders and writers wait on the disk as much as on a CPU: a few are enough
+# OpenMP threads that wait for work sleep instead of spinning: on a shared machine a spinning thread burns the
+# CPU another job (or its own descheduled partner) needs (docs/benchmarks.md, "Busy machines": the speech stage
+# took 8-10x less CPU and wall time on a shared machine; not measured on a quiet one). A user's OMP_WAIT_POLICY
+# is kept.
+WAIT_POLICY = "PASSIVE"
 
 
 def _cgroup_cpu_limit(path: str = "/sys/fs/cgroup/cpu.max") -> int | None:
@@ -72,6 +78,8 @@ def set_torch_threads(num_threads: int | None) -> int:
     """
     count = int(num_threads) if num_threads else default_torch_threads()
     torch = sys.modules.get("torch")
+    if torch is None:  # read by OpenMP when torch loads it: too late afterwards
+        os.environ.setdefault("OMP_WAIT_POLICY", WAIT_POLICY)
     if torch is None and not num_threads:
         os.environ["OMP_NUM_THREADS"] = str(count)
         return count

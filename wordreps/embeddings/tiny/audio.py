@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from wordreps.common.atomic import ensure_dir
 from wordreps.common.errors import UserError
 
 TINY_AST_NAME = "tiny-ast"
@@ -42,7 +43,7 @@ def build_tiny_ast(out_dir: str | os.PathLike, *, max_length: int = 128, hidden_
             p.normal_(0.0, 0.5)
     extractor = ASTFeatureExtractor(num_mel_bins=128, max_length=max_length, sampling_rate=16000)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_dir(out)
         model.save_pretrained(out)
         extractor.save_pretrained(out)
     except OSError as err:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from wordreps.common.atomic import ensure_dir
+
 CONV_KERNEL = (10, 3, 3, 3, 3, 2, 2)
 CONV_STRIDE = (5, 2, 2, 2, 2, 2, 2)
 
@@ -80,7 +82,7 @@ def build_hf(out: str | Path, name: str, seed: int = 0) -> Path:
                 p.copy_(torch.randn(p.shape, generator=g) * (1.0 / max(p.shape[1], 1)) ** 0.5)
     model.eval()
     folder = Path(out) / name
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder)
     model.save_pretrained(folder)
     fe = tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
                                      do_normalize=normalize, return_attention_mask=(norm == "layer"))
@@ -113,7 +115,7 @@ def build_s3prl(out: str | Path, name: str = "tiny-s3prl-wav2vec2.pt", seed: int
             if p.dim() >= 2:
                 p.copy_(torch.randn(p.shape, generator=g) * (1.0 / max(p.shape[1], 1)) ** 0.5)
     path = Path(out) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(path.parent)
     import io
 
     from wordreps.common.atomic import write_bytes_atomic

@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from wordreps.common.atomic import write_text_atomic
+from wordreps.common.atomic import ensure_dir, write_text_atomic
 from wordreps.common.errors import UserError
 
 DEMO_SENTENCES = [
@@ -61,7 +61,7 @@ def build_tiny_bert(folder: str | os.PathLike, words: Iterable[str], *, hidden: 
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder)
     vocab = wordpiece_vocab(words, keep_every)
     vocab_file = folder / "vocab.txt"
     write_text_atomic(vocab_file, "\n".join(vocab) + "\n")
@@ -88,7 +88,7 @@ def build_tiny_roberta(folder: str | os.PathLike, sentences: Sequence[str] = DEM
     from transformers import RobertaConfig, RobertaModel, RobertaTokenizerFast
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_dir(folder)
     bpe = ByteLevelBPETokenizer(add_prefix_space=True)
     bpe.train_from_iterator(list(sentences), vocab_size=vocab_size, min_frequency=1,
                             special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"], show_progress=False)
