@@ -22,7 +22,9 @@ easyaudio (https://github.com/mrpep/easyaudio), through its documented interface
   ``8 * steps`` tokens in time-major order (token ``8*s + f`` is time step ``s``, frequency patch ``f``). The
   tokens are folded back to time steps by averaging each group of 8 consecutive tokens.
 - easyaudio's first returned array is layer 0 and the order is kept. It takes one 1-D waveform per call, so
-  utterances are run one at a time. Its model runs in its own precision (no autocast).
+  utterances are run one at a time. Its call runs under the run's compute precision (``common/precision.py``);
+  since these models have not been checked under autocast, ``--precision auto`` means float32 for them and
+  only an explicit ``--precision bfloat16`` lowers it.
 
 Audio Spectrogram Transformer (``ASTModel``, any Hugging Face name or local folder with an AST config):
 
@@ -47,7 +49,6 @@ Audio Spectrogram Transformer (``ASTModel``, any Hugging Face name or local fold
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
 import math
@@ -59,8 +60,9 @@ import torch
 
 from wordreps.alignments.geometry import FrameGeometry, geometry_for_model
 from wordreps.common.errors import UserError
+from wordreps.common.precision import autocast, resolve_precision
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
-from wordreps.embeddings.pooling import autocast_for, pool_utterances
+from wordreps.embeddings.pooling import pool_utterances
 
 # ------------------------------------------------------------------------------------------------ easyaudio
 
@@ -123,13 +125,14 @@ class EasyAudioBackend(Backend):
     # easyaudio takes one unpadded waveform per call: nothing is ever padded.
     padding_sensitive = True
 
-    def __init__(self, model: str, device: str = "cpu") -> None:
+    def __init__(self, model: str, device: str = "cpu", precision: str = "auto") -> None:
         name = easyaudio_model_name(model)
         if name is None:
             raise UserError(f"unknown easyaudio model {model!r}; known: {', '.join(EASYAUDIO_MODELS)} "
                             f"(byola_* pools over time and has no word-level frames)")
         self.model_name = name
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device, family_checked=False)
         self.is_beats = name in BEATS_MODELS
         self.geometry = geometry_for_model(name)  # every name in EASYAUDIO_MODELS is in the registry
         self.sample_rate_hz = self.geometry.sample_rate_hz
@@ -171,7 +174,7 @@ class EasyAudioBackend(Backend):
     def _hidden(self, audio: np.ndarray, where: str) -> torch.Tensor:
         """(layers, time steps, dim) float32 on the device for one 1-D waveform."""
         x = np.ascontiguousarray(audio, dtype=np.float32)
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device, self.precision):
             acts = self.model.extract_activations_from_array(x)
         if isinstance(acts, (np.ndarray, torch.Tensor)) and acts.ndim == 3:
             acts = list(acts)
@@ -217,7 +220,6 @@ class EasyAudioBackend(Backend):
                        "final norm); layer 0 is block 1's output"),
             "time_steps": ("8 frequency-patch tokens per 160 ms step (time-major), averaged per step"
                            if self.is_beats else "EnCodec frames, 320 samples (13.33 ms) apart"),
-            "precision": "float32 (easyaudio's own)",
         }
 
 
@@ -252,11 +254,12 @@ class ASTBackend(Backend):
     padding_sensitive = False
 
     def __init__(self, model: str, device: str = "cpu", *, max_chunks_per_forward: int = 64,
-                 autocast: bool | None = None) -> None:
+                 precision: str = "auto") -> None:
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
         self.model_name = model
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)  # before the (slow) model load
         try:
             config = AutoConfig.from_pretrained(model)
         except (OSError, ValueError) as err:
@@ -297,7 +300,6 @@ class ASTBackend(Backend):
         self.dim = int(config.hidden_size)
         self.layer_names = ["embeddings"] + [f"layer_{i}" for i in range(1, self.num_layers)]
         self.max_chunks_per_forward = int(max_chunks_per_forward)
-        self.autocast = (self.device.type == "cuda") if autocast is None else bool(autocast)
 
     def num_steps(self, num_samples: int) -> int:
         """Time steps that lie on real audio for an utterance of ``num_samples`` samples."""
@@ -315,9 +317,6 @@ class ASTBackend(Backend):
         return [audio[c * self.chunk_hop_samples: c * self.chunk_hop_samples + self.chunk_samples]
                 for c in range(self.num_chunks(audio.size))]
 
-    def _autocast(self):
-        return autocast_for(self.device) if self.autocast else contextlib.nullcontext()
-
     def step_states(self, chunks: Sequence[np.ndarray]) -> torch.Tensor:
         """(layers, chunks, chunk_steps, dim) float32: patch tokens averaged over frequency, per time step."""
         feats = self.feature_extractor(list(chunks), sampling_rate=self.sample_rate_hz, return_tensors="pt")
@@ -325,7 +324,7 @@ class ASTBackend(Backend):
         outs = []
         for start in range(0, values.shape[0], self.max_chunks_per_forward):
             x = values[start:start + self.max_chunks_per_forward].to(self.device)
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast(self.device, self.precision):
                 hs = self.model(input_values=x, output_hidden_states=True).hidden_states
                 h = torch.stack(hs)  # (layers, n, 2 + F*S, dim)
             h = h[:, :, 2:].float()  # drop cls and distillation tokens
@@ -372,7 +371,6 @@ class ASTBackend(Backend):
                            "patches averaged over frequency per time step",
             "long_utterances": f"cut into chunks of {self.chunk_steps} time steps, each run separately",
             "last_layer": "last block's output after the final LayerNorm (as transformers returns it)",
-            "precision": "bf16/fp16 autocast" if self.autocast else "float32",
         }
 
 
@@ -386,7 +384,7 @@ def load_audio_backend(model: str, device: str = "cpu", **opts: Any) -> Backend:
                             f"({', '.join(EASYAUDIO_MODELS)}) or an AST folder saved with save_pretrained")
         return ASTBackend(model, device, **opts)
     if easyaudio_model_name(model) is not None:
-        return EasyAudioBackend(model, device)
+        return EasyAudioBackend(model, device, precision=opts.get("precision", "auto"))
     if _looks_like_easyaudio(model):
         raise UserError(f"unknown easyaudio model {model!r}; known: {', '.join(EASYAUDIO_MODELS)} "
                         f"(byola_* pools over time and has no word-level frames)")

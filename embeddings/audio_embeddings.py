@@ -29,7 +29,8 @@ def main() -> int:
     add_extraction_args(parser, audio=True)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    backend = load_backend("audio", args.model, device, max_chunks_per_forward=args.max_chunks_per_forward)
+    backend = load_backend("audio", args.model, device, max_chunks_per_forward=args.max_chunks_per_forward,
+                           precision=args.precision)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

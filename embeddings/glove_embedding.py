@@ -29,7 +29,7 @@ def main() -> int:
                              "word2vec text, else GloVe text (default: auto)")
     parser.add_argument("--glove_cache", default=str(DEFAULT_GLOVE_CACHE),
                         help="folder for the corpus-vocabulary cache (default: %(default)s)")
-    add_extraction_args(parser, audio=False)
+    add_extraction_args(parser, audio=False, model=False)
     parser.set_defaults(name="glove")
     args = parser.parse_args()
     # the corpus vocabulary decides which lines of the (multi-GB) vector file are kept

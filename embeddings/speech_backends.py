@@ -35,8 +35,9 @@ import torch
 
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError
+from wordreps.common.precision import autocast, resolve_precision
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
-from wordreps.embeddings.pooling import autocast_for, pool_utterances
+from wordreps.embeddings.pooling import pool_utterances
 
 HF_SPEECH_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
@@ -84,9 +85,10 @@ class SpeechBackend(Backend):
 
     needs_audio = True
 
-    def __init__(self, model_name: str, device: torch.device | str):
+    def __init__(self, model_name: str, device: torch.device | str, precision: str = "auto"):
         self.model_name = model_name
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)  # before the (slow) model load
 
     def cost(self, utterance: Utterance) -> float:
         return utterance.num_samples / utterance.sample_rate_hz  # seconds of audio
@@ -101,7 +103,7 @@ class SpeechBackend(Backend):
         flat = torch.from_numpy(np.concatenate([np.asarray(item.audio, dtype=np.float32) for item in batch]))
         wavs = list(torch.split(flat.to(self.device), lengths))
         with torch.inference_mode():
-            with autocast_for(self.device):
+            with autocast(self.device, self.precision):
                 hidden, frames = self._hidden(wavs)
             if len(hidden) != self.num_layers:
                 raise RuntimeError(f"{self.model_name} returned {len(hidden)} hidden states, expected "
@@ -152,8 +154,8 @@ class S3prlBackend(SpeechBackend):
 
     family = "s3prl"
 
-    def __init__(self, model: str, device: torch.device | str, ckpt: str | None = None):
-        super().__init__(str(ckpt) if ckpt else model, device)
+    def __init__(self, model: str, device: torch.device | str, ckpt: str | None = None, precision: str = "auto"):
+        super().__init__(str(ckpt) if ckpt else model, device, precision)
         self.upstream_name = model if not ckpt or model.endswith("_custom") else "wav2vec2_custom"
         self.ckpt = ckpt
         self._describe: dict = {"source": "s3prl", "upstream": self.upstream_name}
@@ -239,8 +241,8 @@ class HFSpeechBackend(SpeechBackend):
 
     family = "hf-speech"
 
-    def __init__(self, model: str, device: torch.device | str):
-        super().__init__(model, device)
+    def __init__(self, model: str, device: torch.device | str, precision: str = "auto"):
+        super().__init__(model, device, precision)
         import transformers as tf
 
         try:
@@ -305,20 +307,20 @@ class HFSpeechBackend(SpeechBackend):
 # ---------------------------------------------------------------------------------------------- loading
 
 def load_speech_backend(model: str, device: torch.device | str, s3prl_ckpt: str | None = None,
-                        **_: object) -> SpeechBackend:
+                        precision: str = "auto", **_: object) -> SpeechBackend:
     """s3prl hub name, s3prl checkpoint (``s3prl_ckpt`` or a file path as ``model``), or HF name/folder."""
     if s3prl_ckpt:
-        return S3prlBackend(model or "wav2vec2_custom", device, ckpt=s3prl_ckpt)
+        return S3prlBackend(model or "wav2vec2_custom", device, ckpt=s3prl_ckpt, precision=precision)
     if os.path.isfile(model):
-        return S3prlBackend("wav2vec2_custom", device, ckpt=model)
+        return S3prlBackend("wav2vec2_custom", device, ckpt=model, precision=precision)
     if os.path.isdir(model):
         if not (Path(model) / "config.json").is_file():
             raise UserError(f"{model} is a folder without config.json, so not a Hugging Face model; a local path "
                             "must hold config.json (save_pretrained) or be an s3prl checkpoint file")
-        return HFSpeechBackend(model, device)
+        return HFSpeechBackend(model, device, precision)
     if "/" not in model and model in s3prl_hub_names():
-        return S3prlBackend(model, device)
+        return S3prlBackend(model, device, precision=precision)
     if "/" in model and not model.startswith((".", "/")):
-        return HFSpeechBackend(model, device)
+        return HFSpeechBackend(model, device, precision)
     raise UserError(f"unknown model {model}: not an s3prl upstream (e.g. wav2vec2, hubert, wavlm_large) and not a "
                     "Hugging Face speech encoder; a local path must hold config.json")

@@ -27,7 +27,7 @@ def main() -> int:
     if not args.model and not args.s3prl_ckpt:
         parser.error("give --model (or --s3prl_ckpt)")
     device = resolve_device(args.device)
-    backend = load_backend("speech", args.model or "", device, s3prl_ckpt=args.s3prl_ckpt)
+    backend = load_backend("speech", args.model or "", device, s3prl_ckpt=args.s3prl_ckpt, precision=args.precision)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

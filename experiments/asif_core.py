@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from wordreps.experiments.asif import chance_levels, normalise
-from wordreps.experiments.metrics import resolve_device
+from wordreps.common.devices import resolve_device
 
 # torch marks sparse CSR as "beta"; the products used here (CPU: MKL, CUDA: cuSPARSE) are long-standing ones
 _CSR_BETA = "Sparse CSR tensor support is in beta state"

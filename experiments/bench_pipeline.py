@@ -357,7 +357,8 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
 
     import wordreps.experiments.metrics  # noqa: F401
 
-    backend = load_backend("speech", str(model_dir), device)
+    # float32 like the thesis loop, so the two sides' numbers can be compared value by value
+    backend = load_backend("speech", str(model_dir), device, precision="float32")
     thesis = ThesisExtractor(model_dir, device)
     num_layers, dim = backend.num_layers, backend.dim
     layers = list(range(num_layers))
@@ -514,7 +515,8 @@ def child_extract(spec: str) -> int:
     """Run in a subprocess: time the toolkit's extraction of one corpus and report peak RSS."""
     from wordreps.alignments.align_format import load_alignment
     from wordreps.embeddings.bench_extract import warm_up
-    from wordreps.embeddings.extract import resolve_device, run_extraction
+    from wordreps.common.devices import resolve_device
+    from wordreps.embeddings.extract import run_extraction
     from wordreps.embeddings.registry import load_backend
 
     cfg = json.loads(spec)
@@ -522,7 +524,7 @@ def child_extract(spec: str) -> int:
         import torch
         torch.set_num_threads(int(cfg["threads"]))
     device = resolve_device(cfg["device"])
-    backend = load_backend("speech", cfg["model"], device)
+    backend = load_backend("speech", cfg["model"], device, precision="float32")
     alignment = load_alignment(cfg["alignment"])
     before = peak_rss_kib()  # Python, torch and the model
     warm_up(backend, alignment, cfg["batch_seconds"])
@@ -744,7 +746,7 @@ def log(msg: str) -> None:
 # ---------------------------------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
-    from wordreps.embeddings.extract import device_arg
+    from wordreps.common.devices import device_arg
     from wordreps.experiments.bench_cka import _dims  # the D1:D2 argparse type, shared with bench_cka.py
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -788,7 +790,7 @@ def main(argv: list[str] | None = None) -> int:
         return child_extract(args._child_extract)
     import torch
 
-    from wordreps.embeddings.extract import resolve_device
+    from wordreps.common.devices import resolve_device
 
     try:
         device = resolve_device(args.device)

@@ -165,6 +165,7 @@ class RunConfig:
     out_root: str                 # embeddings/, matrices/, results/, summary.md go below it
     keys_path: str
     device: str = "auto"
+    precision: str = "auto"       # --precision of every model's embedding step (GloVe has none)
     download: bool = False
     extra_step_args: dict[str, list[str]] = field(default_factory=dict)
     asif_k: list[int] = field(default_factory=lambda: [600])
@@ -289,6 +290,8 @@ def build_plan(cfg: RunConfig) -> list[Step]:
             args += ["--s3prl_ckpt", spec.model, "--device", cfg.device]
         else:
             args += ["--model", spec.model, "--device", cfg.device]
+        if spec.kind != "glove" and cfg.precision != "auto":
+            args += ["--precision", cfg.precision]
         args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
         if spec.needs_easyaudio and not env_has_easyaudio():
             steps.append(Step(f"{spec.slug}: easyaudio is not installed (see README: Installing easyaudio)",
@@ -418,7 +421,7 @@ def thesis_config(args) -> RunConfig:
     return RunConfig(models=specs, textgrid_path="datasets/alignments", audio_root_16k="datasets/librispeech-clean-16k",
                      audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
                      out_root=out_root, keys_path=str(Path(out_root) / "words_in_order.json"), device=args.device,
-                     download=not args.no_download)
+                     precision=getattr(args, "precision", "auto"), download=not args.no_download)
 
 
 DEMO = Path("datasets/demo")
@@ -446,7 +449,7 @@ def demo_config(args) -> RunConfig:
                     audio_root_16k=str(DEMO / "librispeech-clean-16k"),
                     audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
                     out_root=str(out_root), keys_path=str(out_root / "words_in_order.json"), device=args.device,
-                    asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0])
+                    precision=getattr(args, "precision", "auto"), asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0])
     text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
     cfg.setup_steps = [
         Step("tiny speech models (random weights)", "embeddings/tiny_speech.py",

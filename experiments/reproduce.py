@@ -13,7 +13,9 @@ import sys
 import time
 from pathlib import Path
 
+from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import run_cli
+from wordreps.common.precision import PRECISION_HELP, precision_arg
 from wordreps.experiments import pipeline as P
 from wordreps.experiments.summary import write_summary
 
@@ -29,7 +31,8 @@ def main() -> int:
                              "glove, text, speech, audio (default: the thesis's five: %s)" % " ".join(THESIS_MODELS))
     parser.add_argument("--glove", default="datasets/glove/glove.42B.300d.txt",
                         help="GloVe vectors file for the model 'glove' (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--precision", type=precision_arg, default="auto", help=PRECISION_HELP)
     parser.add_argument("--out_root", default=None,
                         help="where embeddings/, matrices/, results/ and summary.md go "
                              "(default: outputs/thesis, or outputs/demo with --demo)")

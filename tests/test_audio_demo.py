@@ -25,7 +25,7 @@ def _align(model: str, audio_root, out) -> object:
 def _extract(monkeypatch, model: str, path, out_dir) -> tuple[dict, dict]:
     from wordreps.embeddings import audio_embeddings
     monkeypatch.setattr(sys, "argv", ["audio_embeddings.py", "--model", str(model), "--path", str(path),
-                                      "--device", "cpu", "--out_dir", str(out_dir), "--name", "m",
+                                      "--device", "cpu", "--precision", "float32", "--out_dir", str(out_dir), "--name", "m",
                                       "--dtype", "float32", "--no_progress"])
     assert audio_embeddings.main() == 0
     return read_outputs(out_dir / "m")
