@@ -487,6 +487,13 @@ def _embed_or_explain(backend: Backend, items: list[BatchItem], args: argparse.N
 
 def run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
     """Extract this shard's utterances into the model folder (resuming) and return the folder."""
+    # full float32 wherever the model computes in float32 (no TF32), deterministic cuDNN; the user's settings come
+    # back when the run ends (common/precision.exact_float32)
+    with exact_float32(deterministic=True):
+        return _run_extraction(backend, args)
+
+
+def _run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
     plan, alignment = prepare_run(backend, args)
     total_utts = sum(len(b) for b in plan.batches)
     todo_utts = sum(1 for b in plan.todo for u in b if u.utt_id not in plan.finished)
@@ -507,36 +514,33 @@ def run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
     start = time.perf_counter()
     audio_s = 0.0
     words = 0
-    # full float32 where the model computes in float32 (no TF32), deterministic cuDNN; the user's settings come
-    # back when the run ends (see common/precision.exact_float32)
-    with exact_float32(deterministic=True):
-        try:
-            for items in _prefetch(plan.todo, backend):
-                outputs = _embed_or_explain(backend, items, args)
-                if len(outputs) != len(items):
-                    raise RuntimeError(f"backend {backend.model_name} returned {len(outputs)} arrays for "
-                                       f"{len(items)} utterances")
-                for item, out in zip(items, outputs):
-                    u = item.utterance
-                    if u.utt_id in plan.finished:
-                        continue  # recomputed only because its batch had unfinished members
-                    writer.put(u, out)
-                    audio_s += u.duration_s
-                    words += len(u.words)
-                    if progress is not None:
-                        progress.update(1)
+    try:
+        for items in _prefetch(plan.todo, backend):
+            outputs = _embed_or_explain(backend, items, args)
+            if len(outputs) != len(items):
+                raise RuntimeError(f"backend {backend.model_name} returned {len(outputs)} arrays for "
+                                   f"{len(items)} utterances")
+            for item, out in zip(items, outputs):
+                u = item.utterance
+                if u.utt_id in plan.finished:
+                    continue  # recomputed only because its batch had unfinished members
+                writer.put(u, out)
+                audio_s += u.duration_s
+                words += len(u.words)
                 if progress is not None:
-                    elapsed = max(time.perf_counter() - start, 1e-9)
-                    if backend.needs_audio:
-                        progress.set_postfix_str(f"{words} words, {audio_s / elapsed:.1f}x real time", refresh=False)
-                    else:
-                        progress.set_postfix_str(f"{words} words, {words / elapsed:.0f} words/s", refresh=False)
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        finally:
-            log.close()
+                    progress.update(1)
             if progress is not None:
-                progress.close()
+                elapsed = max(time.perf_counter() - start, 1e-9)
+                if backend.needs_audio:
+                    progress.set_postfix_str(f"{words} words, {audio_s / elapsed:.1f}x real time", refresh=False)
+                else:
+                    progress.set_postfix_str(f"{words} words, {words / elapsed:.0f} words/s", refresh=False)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        log.close()
+        if progress is not None:
+            progress.close()
     return plan.folder

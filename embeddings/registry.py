@@ -8,7 +8,8 @@ KINDS = ("speech", "text", "glove", "audio")
 
 
 def load_backend(kind: str, model: str, device=None, **opts) -> Backend:
-    """Build the backend for ``model``.
+    """Build the backend for ``model`` on ``device``; ``precision=`` (auto|float32|bfloat16|float16, default auto)
+    is the compute precision of model backends, resolved for the device by ``common/precision.py``.
 
     - speech: s3prl hub name (wav2vec2, wav2vec2_large_960, hubert, wavlm_large, ...), an s3prl converted
       checkpoint (``s3prl_ckpt=`` or a file path), or a Hugging Face Wav2Vec2/HuBERT/WavLM/Data2VecAudio name

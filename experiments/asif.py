@@ -240,12 +240,9 @@ def run(path1: str | Path, path2: str | Path, keys_path: str | Path, *, ks: Sequ
                         f"use k <= {len(anchors) - 1}")
     from wordreps.experiments.asif_core import run_asif  # torch: imported only once the inputs are known good
 
-    from wordreps.common.precision import exact_float32
-
-    with exact_float32():  # cosine similarities in full float32 (no TF32): top-k sets must not depend on the GPU
-        result = run_asif(a, t, keys.words, queries, anchors, ks=ks, ps=ps, seed=seed, center=center,
-                          chunk_size=chunk_size, device=device, names=names, chance_draws=chance_draws,
-                          paths=(str(path1), str(path2)))
+    result = run_asif(a, t, keys.words, queries, anchors, ks=ks, ps=ps, seed=seed, center=center,
+                      chunk_size=chunk_size, device=device, names=names, chance_draws=chance_draws,
+                      paths=(str(path1), str(path2)))
     settings = {"ks": sorted(set(int(k) for k in ks)), "ps": [float(p) for p in ps], "query_fraction": query_fraction,
                 "seed": seed, "center": center, "names": list(names), "chance_draws": chance_draws,
                 "candidates": "every anchor occurrence; words ranked by their best occurrence (ties: lower anchor "

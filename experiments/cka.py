@@ -179,14 +179,12 @@ def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str
     if m1.num_rows < 4:
         raise UserError(f"{m1.folder} has {m1.num_rows} rows; CKA needs at least 4 word occurrences")
     from wordreps.common.devices import resolve_device
-    from wordreps.common.precision import exact_float32
 
     torch_device = resolve_device(device)
     symmetric = m1.folder.resolve() == m2.folder.resolve() and layers1 == layers2
-    with exact_float32():  # float32 products in full float32 (TF32 would cost ~3 decimal digits in X^T Y)
-        results = compute(mats1, mats2, metrics, symmetric=symmetric, bootstrap=bootstrap, permutations=permutations,
-                          seed=seed, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma, device=torch_device,
-                          precision=precision, chunk_rows=chunk_rows, progress=progress)
+    results = compute(mats1, mats2, metrics, symmetric=symmetric, bootstrap=bootstrap, permutations=permutations,
+                      seed=seed, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma, device=torch_device,
+                      precision=precision, chunk_rows=chunk_rows, progress=progress)
     folder = Path(out_dir) / f"{m1.slug}__vs__{m2.slug}"
     settings = {"seed": seed, "bootstrap": bootstrap, "permutations": permutations, "rbf_sample": rbf_sample,
                 "rbf_sigma": rbf_sigma, "precision": precision, "device": str(torch_device),

@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from wordreps.common.precision import exact_float32
 
 METRICS = ("linear", "debiased", "rbf")
 PRECISIONS = ("mixed", "float64")
@@ -408,7 +409,13 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], me
     device = torch.device(device) if isinstance(device, str) else device
     if symmetric and (len(layers1) != len(layers2)):
         raise ValueError("symmetric needs the same layers on both sides")
+    with exact_float32():  # float32 products in full float32: TF32 would cost ~3 decimal digits in X^T Y
+        return _all_pairs(layers1, layers2, metrics, rows1=rows1, rows2=rows2, symmetric=symmetric, device=device,
+                          precision=precision, rbf_sigma=rbf_sigma, chunk_rows=chunk_rows, progress=progress)
 
+
+def _all_pairs(layers1, layers2, metrics, *, rows1, rows2, symmetric, device, precision, rbf_sigma, chunk_rows,
+               progress) -> dict[str, np.ndarray]:
     def size(layers) -> int:
         return sum(int(np.prod(src().shape[1:])) for src in layers)
 
