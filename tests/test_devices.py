@@ -73,11 +73,16 @@ def test_impossible_gpus_are_one_clear_error(fake_gpus):
         D.resolve_device("cuda", {"LOCAL_RANK": "x"})
 
 
-def test_every_script_takes_the_same_device_values(capsys):
+def test_every_script_takes_the_same_device_values(capsys, repo_root):
+    import runpy
+
     from wordreps.embeddings.extract import add_extraction_args
-    from wordreps.experiments.bench_cka import build_parser as bench_parser
-    from wordreps.experiments.experiment_ASIF import build_parser as asif_parser
-    from wordreps.experiments.experiment_CKA import build_parser as cka_parser
+
+    def parser_of(script: str):
+        return runpy.run_path(str(repo_root / script))["build_parser"]
+
+    bench_parser, asif_parser = parser_of("benchmarks/bench_cka.py"), parser_of("experiments/experiment_ASIF.py")
+    cka_parser = parser_of("experiments/experiment_CKA.py")
 
     cka = cka_parser().parse_args(["--model1", "a", "--layer1", "1", "--model2", "b", "--layer2", "1",
                                    "--device", "cuda:1"])
@@ -160,7 +165,7 @@ def test_pool_groups_is_the_mean_of_each_groups_positions():
 
 
 def test_text_pooling_never_uses_index_add(tiny_bert, monkeypatch, one_torch_thread):  # noqa: F811
-    from wordreps.embeddings.text_backends import load_hf_text_backend
+    from wordreps.embeddings.backends.hf_text import load_hf_text_backend
 
     backend = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32", max_tokens=16, stride=6)  # windows
     utts = utterances()
@@ -180,7 +185,7 @@ def test_text_pooling_never_uses_index_add(tiny_bert, monkeypatch, one_torch_thr
 
 @pytest.mark.parametrize("n", [1, 2, 7, 10, 401])
 def test_the_median_matches_numpy_with_every_method(n):
-    from wordreps.experiments.metrics import median_like_numpy
+    from wordreps.analysis.cka import median_like_numpy
 
     rng = np.random.default_rng(n)
     values = np.round(rng.standard_normal((n, n)) ** 2, 1)  # many ties

@@ -18,14 +18,14 @@ import torch
 
 from helpers_embeddings import demo_alignment, folder_bytes, random_corpus, tiny_model
 from helpers_text import items, tiny_bert, utterances  # noqa: F401 (fixture)
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.common import precision as P
 from wordreps.common.audio import load_audio
 from wordreps.common.errors import UserError, run_cli
 from wordreps.embeddings.base import BatchItem
 from wordreps.embeddings.extract import add_extraction_args, run_extraction
-from wordreps.embeddings.registry import load_backend
-from wordreps.embeddings.tiny_text import minilm_path
+from wordreps.embeddings.families import load_backend
+from wordreps.embeddings.tiny.text import minilm_path
 
 BF16_MAX_REL = 2e-2
 BF16_MIN_REL = 1e-6
@@ -203,8 +203,8 @@ def test_text_in_bfloat16_stays_close_to_float32(tiny_bert, one_torch_thread):  
 
 def test_ast_in_bfloat16_stays_close_to_float32(tmp_path_factory, one_torch_thread):
     from helpers_audio import items_for, make_corpus
-    from wordreps.alignments.geometry import AST
-    from wordreps.embeddings.tiny_audio import build_tiny_ast
+    from wordreps.embeddings.families import AST
+    from wordreps.embeddings.tiny.audio import build_tiny_ast
 
     model = build_tiny_ast(tmp_path_factory.mktemp("models") / "tiny-ast")
     json_path, audio = make_corpus(tmp_path_factory.mktemp("c"), AST, {"a": {"duration_s": 3.6, "seed": 8},
@@ -216,7 +216,7 @@ def test_ast_in_bfloat16_stays_close_to_float32(tmp_path_factory, one_torch_thre
 
 def test_easyaudio_runs_its_model_under_the_precision_asked_for_and_auto_keeps_float32(monkeypatch):
     from helpers_audio import standin_easyaudio
-    from wordreps.embeddings.audio_backends import EasyAudioBackend
+    from wordreps.embeddings.backends.easyaudio import EasyAudioBackend
 
     monkeypatch.setattr(P, "cpu_has_native_bf16", lambda: True)  # auto would lower a checked family here
     with standin_easyaudio():
@@ -260,10 +260,12 @@ def test_auto_stays_float32_on_a_cpu_without_native_bfloat16(monkeypatch, tmp_pa
 
 
 def _script_main(argv: list[str]):
-    from wordreps.embeddings import speech_embedding
+    import runpy
 
-    sys.argv = ["speech_embedding.py", *argv]
-    return speech_embedding.main
+    from helpers_embeddings import SPEECH_SCRIPT
+
+    sys.argv = [str(SPEECH_SCRIPT), *argv]
+    return runpy.run_path(str(SPEECH_SCRIPT))["main"]
 
 
 def test_a_folder_is_not_resumed_at_another_precision(monkeypatch, tmp_path, capsys, one_torch_thread):

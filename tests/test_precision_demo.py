@@ -16,10 +16,10 @@ import pytest
 
 from helpers_embeddings import DEMO_AUDIO, DEMO_TEXTGRIDS, demo_alignment, tiny_model
 from wordreps.embeddings.extract import add_extraction_args, run_extraction
-from wordreps.embeddings.registry import load_backend
+from wordreps.embeddings.families import load_backend
 from wordreps.embeddings.store import EmbeddingSet
-from wordreps.embeddings.tiny_text import minilm_path
-from wordreps.experiments.metrics import all_pairs
+from wordreps.embeddings.tiny.text import minilm_path
+from wordreps.analysis.cka import all_pairs
 
 SMALL_MOVE = 1e-2        # centred relative change of a layer's vectors
 CKA_MOVE_SMALL = 1e-3    # CKA change allowed when both layers moved less than SMALL_MOVE
@@ -27,7 +27,7 @@ CKA_MOVE_ANY = 2e-2      # CKA change allowed for any pair
 
 
 def _ast_alignment(folder):
-    from wordreps.alignments.align_format import write_alignment
+    from wordreps.alignments.format import write_alignment
     from wordreps.alignments.corpus import align_corpus
     from wordreps.alignments.geometry import geometry_for_model
 
@@ -43,7 +43,7 @@ def matrices(tmp_path_factory):
     """{(precision, model): (layers, words, dim) float32}: every demo word, utterances in id order."""
     import torch
 
-    from wordreps.embeddings.tiny_audio import build_tiny_ast
+    from wordreps.embeddings.tiny.audio import build_tiny_ast
 
     if demo_alignment() is None:
         pytest.skip("the demo corpus is not in this checkout")
