@@ -18,7 +18,8 @@ Corpus: FLAC files whose lengths follow dev-clean's distribution (lognormal, mea
 and an alignment JSON with 2.7 words a second of running English text. Text models read the same alignment's
 words, so their "x real time" is the audio the words cover per second of work, as for speech.
 
-Rows, each as wall seconds, times real time (audio seconds / wall seconds) and the ratio to the thesis loop:
+Rows, each as wall seconds, CPU seconds (all threads of this process: steadier than wall time on a shared
+machine), times real time (audio seconds / wall seconds) and the ratio to the thesis loop:
 
 - thesis: the seed's loop, one utterance at a time, float32, every layer copied to the host, word means in
   numpy, one JSON per utterance (speech: feature extractor + model on the waveform; text: the transcript
@@ -35,6 +36,7 @@ Rows, each as wall seconds, times real time (audio seconds / wall seconds) and t
   threads, for arrays of the stage's shapes.
 
 Every timed mode is preceded by one warm-up batch of its own (kernel selection, allocations, cuBLAS handles).
+``--trials N`` runs every mode N times, in alternating order, and reports the fastest run.
 On a GPU every time is taken after ``torch.cuda.synchronize``. The 1-minute load average is printed with
 every row: on a shared machine compare runs made at similar loads.
 
@@ -55,6 +57,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -188,12 +191,15 @@ def _sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device=None) -> float:
+Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process, all its threads)
+
+
+def _timed(fn, device=None) -> Timing:
     _sync(device)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     fn()
     _sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def _batches(backend, alignment, budget: float | None):
@@ -222,6 +228,10 @@ def warm_up(backend, alignment, budget: float | None) -> None:
 def time_model_only(backend, alignment, budget: float | None) -> float:
     """Forward passes only, over the stage's batches at the backend's precision, inputs already in memory;
     returns wall seconds (after one untimed warm-up batch)."""
+    return _time_model(backend, alignment, budget)[0]
+
+
+def _time_model(backend, alignment, budget: float | None) -> Timing:
     import torch
 
     from wordreps.common.audio import load_audio
@@ -261,7 +271,7 @@ def _token_batch(backend, batch):
     return ids.to(backend.device), mask.to(backend.device)
 
 
-def time_reads(alignment, cold: bool) -> float:
+def time_reads(alignment, cold: bool) -> Timing:
     """Decode every FLAC on the stage's loader threads; ``cold``: evicted from the page cache first."""
     from wordreps.common.audio import load_audio
 
@@ -269,13 +279,10 @@ def time_reads(alignment, cold: bool) -> float:
     if cold:
         evict_from_page_cache(paths)
     with ThreadPoolExecutor(LOADER_THREADS) as pool:
-        start = time.perf_counter()
-        for _ in pool.map(lambda p: load_audio(p, SR), paths):
-            pass
-        return time.perf_counter() - start
+        return _timed(lambda: list(pool.map(lambda p: load_audio(p, SR), paths)))
 
 
-def time_writes(backend, alignment, folder: Path, dtype: str = "float16") -> float:
+def time_writes(backend, alignment, folder: Path, dtype: str = "float16") -> Timing:
     """The stage's writer alone (4 threads: float16 conversion and check, .npy, fsync, done records)."""
     from wordreps.embeddings import store
     from wordreps.embeddings.extract import _Writer, finalize_array
@@ -292,19 +299,21 @@ def time_writes(backend, alignment, folder: Path, dtype: str = "float16") -> flo
 
     log = store.DoneLog(folder, 0, 1)
     writer = _Writer(folder, log, finalize)
-    start = time.perf_counter()
-    try:
+
+    def write_all() -> None:
         for u in alignment.utterances:
             writer.put(u, np.ascontiguousarray(block[:, :len(u.words)]))
         writer.close()
+
+    try:
+        timing = _timed(write_all)
     finally:
         log.close()
-    seconds = time.perf_counter() - start
     shutil.rmtree(folder, ignore_errors=True)
-    return seconds
+    return timing
 
 
-def time_stage(backend, alignment_path: Path, out_dir: Path, budget: float | None, *, cold: bool) -> float:
+def time_stage(backend, alignment_path: Path, out_dir: Path, budget: float | None, *, cold: bool) -> Timing:
     """``run_extraction`` FLAC -> .npy into a fresh folder; ``cold``: FLACs evicted from the page cache first."""
     from wordreps.alignments.format import load_alignment
     from wordreps.embeddings.extract import add_extraction_args, run_extraction
@@ -316,15 +325,16 @@ def time_stage(backend, alignment_path: Path, out_dir: Path, budget: float | Non
     args = add_extraction_args(argparse.ArgumentParser(), audio=backend.needs_audio).parse_args(flags)
     if cold:
         evict_from_page_cache([u.audio_path for u in load_alignment(alignment_path).utterances])
-    seconds = _timed(lambda: run_extraction(backend, args), backend.device)
+    timing = _timed(lambda: run_extraction(backend, args), backend.device)
     shutil.rmtree(out_dir, ignore_errors=True)
-    return seconds
+    return timing
 
 
 # ---------------------------------------------------------------------------------------------- the thesis loops
 
-def time_thesis_speech(model_dir: Path, device, alignment, out_dir: Path, limit: int | None) -> tuple[float, float]:
-    """The seed's speech loop; returns (audio seconds covered, wall seconds)."""
+def time_thesis_speech(model_dir: Path, device, alignment, out_dir: Path,
+                       limit: int | None) -> tuple[float, Timing]:
+    """The seed's speech loop; returns (audio seconds covered, (wall, CPU) seconds)."""
     import torch
     import transformers as tf
 
@@ -351,8 +361,8 @@ def time_thesis_speech(model_dir: Path, device, alignment, out_dir: Path, limit:
     return _thesis_run(utts, out_dir, lambda: hidden(utts[0]), loop, device)
 
 
-def time_thesis_text(model_dir: Path, device, alignment, out_dir: Path, limit: int | None) -> tuple[float, float]:
-    """The seed's text loop: the transcript as one string, one utterance at a time; (audio seconds, wall s)."""
+def time_thesis_text(model_dir: Path, device, alignment, out_dir: Path, limit: int | None) -> tuple[float, Timing]:
+    """The seed's text loop: the transcript as one string, one utterance at a time; (audio seconds, timing)."""
     import transformers as tf
 
     tokenizer = tf.AutoTokenizer.from_pretrained(model_dir)
@@ -377,16 +387,16 @@ def time_thesis_text(model_dir: Path, device, alignment, out_dir: Path, limit: i
     return _thesis_run(utts, out_dir, lambda: hidden(utts[0]), loop, device)
 
 
-def _thesis_run(utts, out_dir: Path, warm, loop, device) -> tuple[float, float]:
+def _thesis_run(utts, out_dir: Path, warm, loop, device) -> tuple[float, Timing]:
     import torch
 
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
     with torch.no_grad():
         warm()
-        seconds = _timed(loop, device)
+        timing = _timed(loop, device)
     shutil.rmtree(out_dir, ignore_errors=True)
-    return sum(u.duration_s for u in utts), seconds
+    return sum(u.duration_s for u in utts), timing
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -396,8 +406,10 @@ class Row:
     arch: str
     mode: str
     audio_s: float
-    wall_s: float
-    load_1min: float
+    wall_s: float        # the fastest of the trials
+    cpu_s: float         # CPU seconds of that trial (all threads of this process)
+    load_1min: float     # 1-minute load average just before that trial
+    trial_wall_s: list
 
     @property
     def x_real_time(self) -> float:
@@ -405,6 +417,7 @@ class Row:
 
 
 def bench_arch(arch: str, args, device, work: Path, alignment_path: Path) -> list[Row]:
+    """Every mode of one architecture, ``args.trials`` times in alternating order; the fastest trial is kept."""
     from wordreps.alignments.format import load_alignment
     from wordreps.embeddings.families import load_backend
 
@@ -415,36 +428,47 @@ def bench_arch(arch: str, args, device, work: Path, alignment_path: Path) -> lis
     if not (model_dir / "config.json").exists():
         build_model(arch, model_dir, args.seed)
     budget = args.batch_seconds if speech else args.batch_tokens
-    rows: list[Row] = []
-
-    def add(mode: str, audio_s: float, wall_s: float) -> None:
-        rows.append(Row(arch, mode, audio_s, wall_s, os.getloadavg()[0]))
-        r = rows[-1]
-        print(f"  {arch}: {mode}: {wall_s:.2f} s, {r.x_real_time:.1f}x real time (load {r.load_1min:.2f})",
-              file=sys.stderr, flush=True)
-
+    stage_out = work / "stage-out"
+    modes: list[tuple[str, Callable[[], tuple[float, Timing]]]] = []  # (name, () -> (audio s, timing))
     if not args.skip_thesis:
         thesis = time_thesis_speech if speech else time_thesis_text
-        audio_s, wall = thesis(model_dir, device, alignment, work / "thesis-out", args.thesis_limit)
-        add("thesis loop (one at a time, float32, all layers to host, JSON)", audio_s, wall)
-    backend = None
+        modes.append(("thesis loop (one at a time, float32, all layers to host, JSON)",
+                      lambda: thesis(model_dir, device, alignment, work / "thesis-out", args.thesis_limit)))
+    backends = []
     for precision in args.precision:
         backend = load_backend("speech" if speech else "text", str(model_dir), device, precision=precision)
         warm_up(backend, alignment, budget)
+        backends.append(backend)
         name = backend.precision
         if speech:
-            add(f"stage {name}, cold (FLAC -> .npy float16)", total_s,
-                time_stage(backend, alignment_path, work / "stage-out", budget, cold=True))
-            add(f"stage {name}, warm", total_s, time_stage(backend, alignment_path, work / "stage-out", budget,
-                                                          cold=False))
+            modes.append((f"stage {name}, cold (FLAC -> .npy float16)",
+                          lambda b=backend: (total_s, time_stage(b, alignment_path, stage_out, budget, cold=True))))
+            modes.append((f"stage {name}, warm",
+                          lambda b=backend: (total_s, time_stage(b, alignment_path, stage_out, budget, cold=False))))
         else:
-            add(f"stage {name} (words -> .npy float16)", total_s,
-                time_stage(backend, alignment_path, work / "stage-out", budget, cold=False))
-        add(f"model alone {name} (same batches, inputs in memory)", total_s, time_model_only(backend, alignment, budget))
+            modes.append((f"stage {name} (words -> .npy float16)",
+                          lambda b=backend: (total_s, time_stage(b, alignment_path, stage_out, budget, cold=False))))
+        modes.append((f"model alone {name} (same batches, inputs in memory)",
+                      lambda b=backend: (total_s, _time_model(b, alignment, budget))))
     if speech:
-        add("read FLAC, cold (4 threads)", total_s, time_reads(alignment, cold=True))
-        add("read FLAC, warm (4 threads)", total_s, time_reads(alignment, cold=False))
-    add("write .npy float16 alone (4 threads, fsync)", total_s, time_writes(backend, alignment, work / "write-out"))
+        modes.append(("read FLAC, cold (4 threads)", lambda: (total_s, time_reads(alignment, cold=True))))
+        modes.append(("read FLAC, warm (4 threads)", lambda: (total_s, time_reads(alignment, cold=False))))
+    modes.append(("write .npy float16 alone (4 threads, fsync)",
+                  lambda: (total_s, time_writes(backends[-1], alignment, work / "write-out"))))
+
+    runs: dict[str, list[tuple[float, float, float, float]]] = {name: [] for name, _ in modes}
+    for trial in range(args.trials):
+        # alternate the order, so that a burst of load from elsewhere does not always hit the same modes
+        for name, run in (modes if trial % 2 == 0 else modes[::-1]):
+            load = os.getloadavg()[0]
+            audio_s, (wall, cpu) = run()
+            runs[name].append((wall, cpu, load, audio_s))
+            print(f"  {arch} trial {trial + 1}: {name}: {wall:.2f} s wall, {cpu:.2f} s CPU, "
+                  f"{audio_s / wall:.1f}x real time (load {load:.2f})", file=sys.stderr, flush=True)
+    rows = []
+    for name, _ in modes:
+        wall, cpu, load, audio_s = min(runs[name])
+        rows.append(Row(arch, name, audio_s, wall, cpu, load, [r[0] for r in runs[name]]))
     return rows
 
 
@@ -454,10 +478,11 @@ def print_table(rows: list[Row], describe: dict[str, str]) -> None:
         mine = [r for r in rows if r.arch == arch]
         thesis = next((r for r in mine if r.mode.startswith("thesis")), None)
         print(f"\n{arch}: {describe[arch]}")
-        print(f"{'mode'.ljust(width)}  {'wall s':>8}  {'x real time':>11}  {'vs thesis':>9}  {'load':>5}")
+        print(f"{'mode'.ljust(width)}  {'wall s':>8}  {'CPU s':>8}  {'x real time':>11}  {'vs thesis':>9}  {'load':>5}")
         for r in mine:
             ratio = f"{r.x_real_time / thesis.x_real_time:9.2f}" if thesis else f"{'-':>9}"
-            print(f"{r.mode.ljust(width)}  {r.wall_s:8.2f}  {r.x_real_time:11.1f}  {ratio}  {r.load_1min:5.2f}")
+            print(f"{r.mode.ljust(width)}  {r.wall_s:8.2f}  {r.cpu_s:8.2f}  {r.x_real_time:11.1f}  {ratio}  "
+                  f"{r.load_1min:5.2f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -483,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thesis_limit", type=int_range(1, None), default=None,
                    help="run the thesis loop on the first N utterances only (it is slow on a GPU-size corpus)")
     p.add_argument("--skip_thesis", action="store_true")
+    p.add_argument("--trials", type=int_range(1, 100), default=1,
+                   help="runs of every mode, in alternating order; the fastest is reported (default: %(default)s; "
+                        "use 3 or more on a shared machine)")
     return p
 
 
@@ -523,7 +551,7 @@ def main() -> int:
     result = {"device": str(device), "device_info": info, "utterances": len(alignment.utterances),
               "hours": total_s / 3600, "words": alignment.num_words, "precisions": args.precision,
               "batch_seconds": args.batch_seconds, "batch_tokens": args.batch_tokens, "torch": torch.__version__,
-              "threads": torch.get_num_threads(),
+              "threads": torch.get_num_threads(), "trials": args.trials,
               "rows": [{**asdict(r), "x_real_time": r.x_real_time} for r in rows]}
     (work / "bench-extract.json").write_text(json.dumps(result, indent=1) + "\n")
     return 0
