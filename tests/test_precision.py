@@ -163,6 +163,8 @@ def _rel_per_layer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _both_precisions(kind: str, model: str, batch_of) -> tuple[np.ndarray, np.ndarray, object]:
+    """float32 and bfloat16 vectors of one batch; also checks that storing the Linear/Conv weights in bfloat16
+    once (cast_matmul_weights) gives the very bytes of plain autocast, which casts them at every pass."""
     out = {}
     for precision in ("float32", "bfloat16"):
         backend = load_backend(kind, model, "cpu", precision=precision)
@@ -170,6 +172,13 @@ def _both_precisions(kind: str, model: str, batch_of) -> tuple[np.ndarray, np.nd
         got = backend.embed(batch_of(backend))
         assert all(a.dtype == np.float32 for a in got)  # pooled in float32 whatever the compute precision
         out[precision] = np.concatenate(got, axis=1)
+    with pytest.MonkeyPatch.context() as patch:
+        for module in ("wordreps.common.precision", "wordreps.embeddings.backends.hf_speech",
+                       "wordreps.embeddings.backends.s3prl", "wordreps.embeddings.backends.hf_audio"):
+            patch.setattr(f"{module}.cast_matmul_weights", lambda model, precision: 0)
+        plain = load_backend(kind, model, "cpu", precision="bfloat16")
+        plain_out = np.concatenate(plain.embed(batch_of(plain)), axis=1)
+    assert np.array_equal(plain_out, out["bfloat16"], equal_nan=True), "weights stored in bfloat16 changed the vectors"
     return out["float32"], out["bfloat16"], backend
 
 

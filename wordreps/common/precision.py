@@ -123,6 +123,33 @@ def autocast(device, precision: str) -> contextlib.AbstractContextManager:
     return torch.autocast(torch.device(device).type, dtype=torch_dtype(precision))
 
 
+def cast_matmul_weights(model, precision: str) -> int:
+    """Store the weights of the model's Linear and Conv layers in the autocast dtype, once; returns how many.
+
+    CPU and CUDA autocast cast these weights to the lower precision at every forward pass (its cache lives only
+    as long as one autocast context, here one batch): for wav2vec2-base on a CPU that is about a quarter of
+    the bfloat16 forward pass. Autocast would cast exactly these weights to exactly this dtype, so the outputs
+    are bit-identical (tests/test_precision.py checks every family). Layers whose weight is recomputed at each
+    pass (weight norm, parametrizations: the positional convolutions) are left alone, as is everything else
+    (embeddings, norms). Call it after the last forward pass run outside autocast. float32: nothing to do.
+    """
+    import torch
+
+    if precision == "float32":
+        return 0
+    dtype = torch_dtype(precision)
+    cast = 0
+    for module in model.modules():
+        if not isinstance(module, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+            continue
+        if hasattr(module, "weight_g") or hasattr(module, "parametrizations") or \
+                not isinstance(getattr(module, "weight", None), torch.nn.Parameter):
+            continue
+        module.to(dtype)
+        cast += 1
+    return cast
+
+
 def compute_record(device, precision: str) -> dict:
     """The manifest's ``compute`` entry: device type (+ GPU name and capability), precision, cuDNN determinism.
 

@@ -36,7 +36,7 @@ import torch
 
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError, one_line
-from wordreps.common.precision import autocast, resolve_precision
+from wordreps.common.precision import autocast, cast_matmul_weights, resolve_precision
 from wordreps.common.versions import dist_version
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 from wordreps.embeddings.families import AST_MODEL_TYPE
@@ -98,6 +98,7 @@ class ASTBackend(Backend):
                             f"{config.num_mel_bins}; save a matching preprocessor_config.json")
         self.config = config
         self.model = net.to(self.device).eval()
+        cast_matmul_weights(self.model, self.precision)
         self.sample_rate_hz = int(fe.sampling_rate)
         self.patch = int(config.patch_size)
         self.fstride = int(config.frequency_stride)

@@ -11,6 +11,7 @@ import torch
 
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import sha256_files
+from wordreps.common.precision import cast_matmul_weights
 from wordreps.embeddings.backends.speech import (
     SpeechBackend,
     conv_geometry,
@@ -41,6 +42,7 @@ class HFSpeechBackend(SpeechBackend):
             raise UserError(f"{model} has no feature extractor (preprocessor_config.json) to say how audio is "
                             "normalised; add one (Wav2Vec2FeatureExtractor.save_pretrained) beside the model") from err
         self.model = tf.AutoModel.from_pretrained(model).to(self.device).eval()
+        cast_matmul_weights(self.model, self.precision)
         self.config = config
         self.sample_rate_hz = int(getattr(self.feature_extractor, "sampling_rate", 16000))
         self.geometry = conv_geometry(config.conv_kernel, config.conv_stride, self.sample_rate_hz)

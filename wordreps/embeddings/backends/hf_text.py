@@ -125,7 +125,7 @@ class HFTextBackend(Backend):
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         from wordreps.common.devices import resolve_device
-        from wordreps.common.precision import resolve_precision
+        from wordreps.common.precision import cast_matmul_weights, resolve_precision
 
         self.model_name = model
         self.device = resolve_device(str(device))
@@ -166,6 +166,7 @@ class HFTextBackend(Backend):
             raise UserError(f"{model} has no text encoder transformers can load "
                             f"({one_line(err)})") from err
         net.eval().to(self.device)
+        cast_matmul_weights(net, self.precision)
         self.config, self.tokenizer, self.model = config, tokenizer, net
         self._torch = torch
 

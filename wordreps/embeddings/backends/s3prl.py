@@ -12,6 +12,7 @@ import torch
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import sha256_files
+from wordreps.common.precision import cast_matmul_weights
 from wordreps.embeddings.backends.speech import (
     SpeechBackend,
     conv_geometry,
@@ -97,6 +98,7 @@ class S3prlBackend(SpeechBackend):
         # number of hidden states from a one-second probe (cheap, and exact for any upstream)
         with torch.inference_mode():
             probe = self.upstream([torch.zeros(self.sample_rate_hz, device=self.device)])["hidden_states"]
+        cast_matmul_weights(self.upstream, self.precision)  # after the probe, which runs without autocast
         self.num_layers = len(probe)
         self.dim = int(probe[0].shape[-1])
         self.layer_names = [f"layer_{i}" for i in range(self.num_layers)]
