@@ -4,18 +4,23 @@ Both turn one utterance's waveform into hidden states of shape (layers, time ste
 follow a :class:`FrameGeometry` (``alignments/geometry.py``), so a word's vector is the mean of the time
 steps the alignment JSON gives it (``first_frame..last_frame``, inclusive), pooled by ``pooling.pool_words``.
 
-easyaudio (https://github.com/mrpep/easyaudio), through its documented interface only::
+easyaudio (https://github.com/mrpep/easyaudio), through its wrapper classes::
 
-    model = easyaudio.hub.get_model(name, device=...)
+    model = easyaudio.hub.available_models[prefix](name, device=...)   # what get_model(name) builds
     acts = model.extract_activations_from_array(x)   # x: 1-D float32 waveform at the model's rate
     # acts: one (T, D) array per extraction point (numpy or torch)
 
+(``get_model`` itself never passes ``device`` on, and BEATs' wrapper always asks the Hugging Face hub first;
+``embeddings/easyaudio_support.py`` says how the adapter gets round both.)
+
 - EnCodecMAE (``encodecmae_*``): 24 kHz; EnCodec's encoder gives one frame every 320 samples (75 Hz). easyaudio
-  returns the output of every transformer block of the encoder, the last one after the final norm; there is
-  no entry for the transformer's input, so here layer 0 is the output of block 1 (layer names say so).
-  encodecmae runs long audio in fixed chunks and drops a last chunk of at most 2048 samples (85 ms), so it
-  can give a few frames fewer than the geometry: a word's frames are clipped to those produced, and a word
-  with none left is an error naming it.
+  returns the output of every transformer block of the encoder and nothing for the transformer's input, so
+  here layer 0 is the output of block 1 (layer names say so). What the last layer is and whether a short last
+  chunk is dropped depend on the encodecmae version (``easyaudio_support.ENCODECMAE_BEHAVIOUR``; the manifest
+  records the version and commit): at the commit easyaudio pins, the last layer is before the final norm and
+  nothing is dropped (T = ceil(N / 320)); encodecmae v2 applies the final norm to the last layer and drops a last
+  chunk of at most 2048 samples, so T can fall a few frames short of the geometry. A word's frames are clipped
+  to those produced, and a word with none left is an error naming it. torch.compile is turned off.
 - BEATs (``BEATs_*``): 16 kHz; a 128-bin fbank (25 ms window, 10 ms shift) cut into 16x16 patches gives 8
   frequency patches for every 16 fbank frames (160 ms). easyaudio returns the transformer's input followed by
   every block's output (layer 0 = the input to block 1, as everywhere in this toolkit), each a sequence of
@@ -49,7 +54,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import math
 import os
 from typing import Any, Sequence
@@ -60,6 +64,8 @@ import torch
 from wordreps.alignments.geometry import FrameGeometry, geometry_for_model
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
+from wordreps.embeddings.easyaudio_support import (build_model, encodecmae_provenance, source_provenance,
+                                                   turn_off_compile)
 from wordreps.embeddings.pooling import autocast_for, pool_utterances
 
 # ------------------------------------------------------------------------------------------------ easyaudio
@@ -123,7 +129,7 @@ class EasyAudioBackend(Backend):
     # easyaudio takes one unpadded waveform per call: nothing is ever padded.
     padding_sensitive = True
 
-    def __init__(self, model: str, device: str = "cpu") -> None:
+    def __init__(self, model: str, device: str = "cpu", *, beats_checkpoint: str | None = None) -> None:
         name = easyaudio_model_name(model)
         if name is None:
             raise UserError(f"unknown easyaudio model {model!r}; known: {', '.join(EASYAUDIO_MODELS)} "
@@ -133,20 +139,20 @@ class EasyAudioBackend(Backend):
         self.is_beats = name in BEATS_MODELS
         self.geometry = geometry_for_model(name)  # every name in EASYAUDIO_MODELS is in the registry
         self.sample_rate_hz = self.geometry.sample_rate_hz
+        self.beats_checkpoint = None if beats_checkpoint is None else os.path.abspath(beats_checkpoint)
         hub = import_easyaudio_hub(name)
-        get_model = getattr(hub, "get_model", None)
-        if get_model is None:
-            raise UserError(f"the installed easyaudio has no easyaudio.hub.get_model; {EASYAUDIO_HINT}")
-        try:  # easyaudio's get_model(model_name, device='cuda:0'): pass the device when it is taken
-            takes_device = "device" in inspect.signature(get_model).parameters
-        except (TypeError, ValueError):
-            takes_device = False
         try:
-            self.model = get_model(name, device=str(self.device)) if takes_device else get_model(name)
+            self.model = build_model(hub, name, self.device, self.beats_checkpoint)
+        except UserError:
+            raise
         except Exception as err:  # download failures, missing checkpoints, CUDA errors: one line, not a traceback
+            offline = (" (offline: pass --beats_checkpoint with the BEATs_*.pt file, since easyaudio always asks "
+                       "the Hugging Face hub first)" if self.is_beats else "")
             raise UserError(f"easyaudio could not load model {name!r} ({type(err).__name__}: {_one_line(err)}); "
-                            "check the network for the first download (easyaudio fetches the weights), the "
-                            "device, and the easyaudio install") from err
+                            "check the network for the first download (easyaudio fetches the weights)"
+                            f"{offline}, the device, and the easyaudio install") from err
+        # encodecmae before v2 compiles its encoder for every new input length: far slower than eager on a CPU
+        self.compile_turned_off = False if self.is_beats else turn_off_compile(self.model)
         model_rate = getattr(self.model, "sr", None)
         if model_rate is not None and int(model_rate) != self.sample_rate_hz:
             raise UserError(f"easyaudio model {name!r} reports {model_rate} Hz but this toolkit's geometry for it "
@@ -208,17 +214,25 @@ class EasyAudioBackend(Backend):
         return out
 
     def describe(self) -> dict:
-        return {
+        easyaudio = source_provenance("easyaudio")
+        info = {
             "easyaudio_model": self.model_name,
-            "easyaudio_version": _dist_version("easyaudio"),
+            "easyaudio_version": easyaudio["version"],
+            "easyaudio_commit": easyaudio["commit"],
             "layers": ("easyaudio's extraction points in order: the transformer input, then each block's output"
                        if self.is_beats else
-                       "easyaudio's extraction points in order: each encoder block's output (the last after the "
-                       "final norm); layer 0 is block 1's output"),
+                       "easyaudio's extraction points in order: each encoder block's output (see encodecmae."
+                       "behaviour for the last one); layer 0 is block 1's output"),
             "time_steps": ("8 frequency-patch tokens per 160 ms step (time-major), averaged per step"
                            if self.is_beats else "EnCodec frames, 320 samples (13.33 ms) apart"),
             "precision": "float32 (easyaudio's own)",
         }
+        if self.is_beats:
+            info["beats_checkpoint"] = self.beats_checkpoint
+        else:
+            info["encodecmae"] = encodecmae_provenance()
+            info["torch_compile"] = "turned off by the adapter" if self.compile_turned_off else "off"
+        return info
 
 
 # ------------------------------------------------------------------------------------------------------ AST
@@ -380,13 +394,16 @@ class ASTBackend(Backend):
 
 def load_audio_backend(model: str, device: str = "cpu", **opts: Any) -> Backend:
     """A general-audio backend by name: an easyaudio model name, or an AST hub name / local folder."""
+    beats_checkpoint = opts.pop("beats_checkpoint", None)
+    if beats_checkpoint is not None and easyaudio_model_name(model) is None:
+        raise UserError(f"--beats_checkpoint is for the easyaudio BEATs models, not {model!r}; leave it out")
     if os.path.exists(model):
         if not os.path.isfile(os.path.join(model, "config.json")):
             raise UserError(f"{model!r} is not a model folder (no config.json in it); pass an easyaudio model name "
                             f"({', '.join(EASYAUDIO_MODELS)}) or an AST folder saved with save_pretrained")
         return ASTBackend(model, device, **opts)
     if easyaudio_model_name(model) is not None:
-        return EasyAudioBackend(model, device)
+        return EasyAudioBackend(model, device, beats_checkpoint=beats_checkpoint)
     if _looks_like_easyaudio(model):
         raise UserError(f"unknown easyaudio model {model!r}; known: {', '.join(EASYAUDIO_MODELS)} "
                         f"(byola_* pools over time and has no word-level frames)")

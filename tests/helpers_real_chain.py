@@ -11,13 +11,38 @@ CKA pairs are left out to keep the test short). Each stage is the stage script w
 """
 from __future__ import annotations
 
+import re
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 DATA = Path(__file__).resolve().parent / "data" / "real-librispeech"
+TEXTGRID = DATA / "alignments" / "dev-clean" / "1272" / "128104" / "1272-128104-0000.TextGrid"
+FLAC = DATA / "librispeech-clean-16k" / "dev-clean" / "1272" / "128104" / "1272-128104-0000.flac"
 CKA_PAIRS = [("glove", "tiny-wav2vec2"), ("all-MiniLM-L6-v2", "BEATs_iter3")]
+
+
+def textgrid_words(path: Path) -> list[tuple[str, Fraction, Fraction]]:
+    """Non-empty intervals of the words tier, times as exact fractions of the decimal text."""
+    text = path.read_text()
+    found = re.findall(r'xmin = ([\d.]+)\s+xmax = ([\d.]+)\s+text = "([^"]*)"', text)
+    return [(w, Fraction(a), Fraction(b)) for a, b, w in found if w]
+
+
+def frames_by_brute_force(words, sample_rate: int, hop: int, field: int, num_samples: int) -> list[tuple[int, int]]:
+    """Test every frame centre (t*hop + field/2)/rate against [start, end); else the centre nearest the midpoint."""
+    n = (num_samples - field) // hop + 1
+    centres = [Fraction(t * hop * 2 + field, 2 * sample_rate) for t in range(n)]
+    spans = []
+    for _, start, end in words:
+        inside = [t for t, c in enumerate(centres) if start <= c < end]
+        if not inside:
+            mid = (start + end) / 2
+            inside = [min(range(n), key=lambda t: (abs(centres[t] - mid), t))]
+        spans.append((inside[0], inside[-1]))
+    return spans
 
 
 def glove_for_the_test(out: Path, words: list[str]) -> Path:

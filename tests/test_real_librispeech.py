@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from fractions import Fraction
@@ -24,12 +23,10 @@ import pytest
 import soundfile as sf
 
 from helpers_embeddings import hf_reference, s3prl_reference, word_means
+from helpers_real_chain import DATA, FLAC, TEXTGRID, frames_by_brute_force, textgrid_words
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO / "tests" / "data" / "real-librispeech"
 UTT = "1272-128104-0000"
-TEXTGRID = DATA / "alignments" / "dev-clean" / "1272" / "128104" / f"{UTT}.TextGrid"
-FLAC = DATA / "librispeech-clean-16k" / "dev-clean" / "1272" / "128104" / f"{UTT}.flac"
 
 # wav2vec2 frames (16 kHz, hop 320, receptive field 400: frame t's centre is 12.5 ms + 20 ms t), worked out by
 # hand from the TextGrid: first = the smallest t with centre >= start, last = the largest with centre < end.
@@ -47,27 +44,6 @@ GEOMETRIES = {  # alignment file -> (sample rate, hop, receptive field)
     "audio_alignments_160_16.json": (16000, 2560, 2800),
     "audio_alignments_13.33_24.json": (24000, 320, 320),
 }
-
-
-def textgrid_words(path: Path) -> list[tuple[str, Fraction, Fraction]]:
-    """Non-empty intervals of the words tier, times as exact fractions of the decimal text."""
-    text = path.read_text()
-    found = re.findall(r'xmin = ([\d.]+)\s+xmax = ([\d.]+)\s+text = "([^"]*)"', text)
-    return [(w, Fraction(a), Fraction(b)) for a, b, w in found if w]
-
-
-def frames_by_brute_force(words, sample_rate: int, hop: int, field: int, num_samples: int) -> list[tuple[int, int]]:
-    """Test every frame centre (t*hop + field/2)/rate against [start, end); else the centre nearest the midpoint."""
-    n = (num_samples - field) // hop + 1
-    centres = [Fraction(t * hop * 2 + field, 2 * sample_rate) for t in range(n)]
-    spans = []
-    for _, start, end in words:
-        inside = [t for t, c in enumerate(centres) if start <= c < end]
-        if not inside:
-            mid = (start + end) / 2
-            inside = [min(range(n), key=lambda t: (abs(centres[t] - mid), t))]
-        spans.append((inside[0], inside[-1]))
-    return spans
 
 
 @pytest.fixture(scope="module")
