@@ -62,6 +62,7 @@ import numpy as np
 import torch
 
 from wordreps.alignments.geometry import FrameGeometry, geometry_for_model
+from wordreps.common.atomic import sha256_file
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 from wordreps.embeddings.easyaudio_support import (build_model, encodecmae_provenance, source_provenance,
@@ -229,6 +230,7 @@ class EasyAudioBackend(Backend):
         }
         if self.is_beats:
             info["beats_checkpoint"] = self.beats_checkpoint
+            info["beats_checkpoint_sha256"] = sha256_file(self.beats_checkpoint) if self.beats_checkpoint else None
         else:
             info["encodecmae"] = encodecmae_provenance()
             info["torch_compile"] = "turned off by the adapter" if self.compile_turned_off else "off"

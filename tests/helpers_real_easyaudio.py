@@ -1,6 +1,6 @@
 """Random weights for the REAL easyaudio code, where its own loaders look for them, and reference activations.
 
-    python tests/helpers_real_easyaudio.py weights ROOT          # ROOT/env.json: the environment to run under
+    python tests/helpers_real_easyaudio.py weights ROOT [--full_size]  # ROOT/env.json: the environment to run under
     python tests/helpers_real_easyaudio.py reference ROOT A16 A24 # ROOT/reference.npz from two FLAC files
 
 Used by tests/test_audio_easyaudio_real.py, only where the real easyaudio (mrpep/easyaudio 12e6c0e with
@@ -44,7 +44,8 @@ def environment(root: Path) -> dict[str, str]:
             "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
-def write_weights(root: Path) -> None:
+def write_weights(root: Path, full_size: bool = False) -> None:
+    """Random checkpoints; ``full_size`` keeps encodecmae-base's own width and depth (for timing)."""
     import torch
 
     torch.manual_seed(0)
@@ -64,7 +65,7 @@ def write_weights(root: Path) -> None:
 
     configs = Path(encodecmae.__file__).parent / "configs"
     text = (configs / "models" / "encodecmae.gin").read_text()
-    for macro, value in SMALL_ENCODECMAE.items():
+    for macro, value in ({} if full_size else SMALL_ENCODECMAE).items():
         text, n = re.subn(rf"^{macro}=\d+$", f"{macro}={value}", text, flags=re.M)
         assert n == 1, macro
     text = "MAX_LR=0.0001\n" + text + "\nget_model.model=@tasks.models.EncodecMAE\n"
@@ -130,6 +131,6 @@ def write_reference(root: Path, flac_16k: Path, flac_24k: Path) -> None:
 if __name__ == "__main__":
     command, root = sys.argv[1], Path(sys.argv[2])
     if command == "weights":
-        write_weights(root)
+        write_weights(root, full_size="--full_size" in sys.argv[3:])
     else:
         write_reference(root, Path(sys.argv[3]), Path(sys.argv[4]))

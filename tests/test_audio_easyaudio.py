@@ -7,6 +7,8 @@ tests/test_audio_easyaudio_real.py runs the adapter against the real easyaudio c
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -163,6 +165,7 @@ def test_beats_from_a_local_checkpoint(hub, tmp_path):
     (out,) = local.embed([item])
     (default,) = _backend("BEATs_iter3").embed([item])
     assert local.num_layers == 3 and local.model.device == "cpu" and local.describe()["beats_checkpoint"] == str(ckpt)
+    assert local.describe()["beats_checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
     np.testing.assert_allclose(out, 2.0 * default[:3], rtol=1e-5, atol=1e-5)
     with pytest.raises(UserError, match=r"BEATs checkpoint .*nope.pt does not exist"):
         load_audio_backend("BEATs_iter3", "cpu", beats_checkpoint=str(tmp_path / "nope.pt"))

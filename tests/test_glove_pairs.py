@@ -129,6 +129,14 @@ def test_bad_pairs_are_one_line_errors(tmp_path):
     assert find_pair(tmp_path / "nan" / "emb.txt") is None  # a text file is a single-file vector file
 
 
+def test_runner_takes_a_pair_as_a_glove_model(tmp_path):
+    from wordreps.experiments.pipeline import guess_kind, parse_model
+
+    assert guess_kind("vectors/emb.npy") == "glove"
+    spec = parse_model(f"glove:{tmp_path / 'vec'}@glove6b")
+    assert (spec.kind, spec.slug) == ("glove", "glove6b")
+
+
 def test_script_reads_a_pair_and_bad_pairs_exit_2(tmp_path):
     alignment = write_alignment_json(tmp_path / "a.json")
     _pair(tmp_path / "vec", all_words())
