@@ -6,7 +6,7 @@
 
 easyaudio models need easyaudio installed (README: Installing easyaudio). How each model's outputs are mapped
 to time steps (BEATs' 8 frequency patches per 160 ms step, AST's patch grid and chunks) is in
-``embeddings/audio_backends.py``.
+``wordreps/embeddings/backends/``.
 """
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ import argparse
 
 from wordreps.common.cli import int_range
 from wordreps.common.errors import run_cli
-from wordreps.embeddings.audio_backends import EASYAUDIO_MODELS
-from wordreps.embeddings.registry import load_backend
-from wordreps.embeddings.extract import add_extraction_args, resolve_device, run_extraction
+from wordreps.embeddings.backends.easyaudio import EASYAUDIO_MODELS
+from wordreps.embeddings.extract import (
+    add_extraction_args,
+    resolve_device,
+    run_extraction,
+)
+from wordreps.embeddings.families import load_backend
 
 
 def main() -> int:
@@ -29,11 +33,15 @@ def main() -> int:
     parser.add_argument("--beats_checkpoint", default=None, metavar="FILE",
                         help="easyaudio BEATs only: a local BEATs_*.pt checkpoint, for machines without network "
                              "(easyaudio otherwise asks the Hugging Face hub first, even when it is cached)")
+    parser.add_argument("--torch_compile", action="store_true",
+                        help="easyaudio EnCodecMAE only: keep encodecmae's torch.compile on (off by default: minutes "
+                             "of compiling before the first vector; faster per utterance after it on long CPU runs, "
+                             "see docs/real-parts.md)")
     add_extraction_args(parser, audio=True)
     args = parser.parse_args()
     device = resolve_device(args.device)
     backend = load_backend("audio", args.model, device, max_chunks_per_forward=args.max_chunks_per_forward,
-                           beats_checkpoint=args.beats_checkpoint)
+                           beats_checkpoint=args.beats_checkpoint, torch_compile=args.torch_compile)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

@@ -47,7 +47,7 @@ def frames_by_brute_force(words, sample_rate: int, hop: int, field: int, num_sam
 
 def glove_for_the_test(out: Path, words: list[str]) -> Path:
     """The real GloVe 6B 50d folder, or (without it) a seeded .npy + .txt pair for ``words``."""
-    from wordreps.embeddings.vector_pairs import packaged_glove_6b_50d
+    from wordreps.embeddings.backends.vector_pairs import packaged_glove_6b_50d
 
     real = packaged_glove_6b_50d(required=False)
     if real is not None:
@@ -60,23 +60,26 @@ def glove_for_the_test(out: Path, words: list[str]) -> Path:
 
 
 def main(out: Path) -> int:
-    from wordreps.embeddings import tiny_audio, tiny_speech
-    from wordreps.embeddings.tiny_text import minilm_path
-    from wordreps.experiments import pipeline as P
+    from wordreps.embeddings.families import family
+    from wordreps.embeddings.tiny import audio as tiny_audio
+    from wordreps.embeddings.tiny import speech as tiny_speech
+    from wordreps.embeddings.tiny.text import minilm_path
+    from wordreps.pipeline import runner as P
 
     models = out / "models"
     transcript = (DATA / "librispeech-clean-16k/dev-clean/1272/128104/1272-128104.trans.txt").read_text()
     words = sorted(set(transcript.lower().split()[1:]))
     specs = [
-        P.ModelSpec("glove", str(glove_for_the_test(out, words)), "glove"),
-        P.ModelSpec("text", str(minilm_path()), "all-MiniLM-L6-v2"),
-        P.ModelSpec("speech", str(tiny_speech.build_s3prl(models, "tiny-s3prl-wav2vec2-large.pt")), "tiny-s3prl",
+        P.ModelSpec(family("glove"), str(glove_for_the_test(out, words)), "glove"),
+        P.ModelSpec(family("hf-text"), str(minilm_path()), "all-MiniLM-L6-v2"),
+        P.ModelSpec(family("s3prl"), str(tiny_speech.build_s3prl(models, "tiny-s3prl-wav2vec2-large.pt")),
+                    "tiny-s3prl", geometry_name="wav2vec2"),
+        P.ModelSpec(family("hf-speech"), str(tiny_speech.build_hf(models, "tiny-wav2vec2-layer")), "tiny-wav2vec2",
                     geometry_name="wav2vec2"),
-        P.ModelSpec("speech", str(tiny_speech.build_hf(models, "tiny-wav2vec2-layer")), "tiny-wav2vec2",
-                    geometry_name="wav2vec2"),
-        P.ModelSpec("audio", str(tiny_audio.build_tiny_ast(models / "tiny-ast")), "tiny-ast", geometry_name="ast"),
-        P.ModelSpec("audio", "encodecmae_base", "encodecmae_base"),
-        P.ModelSpec("audio", "BEATs_iter3", "BEATs_iter3"),
+        P.ModelSpec(family("hf-audio"), str(tiny_audio.build_tiny_ast(models / "tiny-ast")), "tiny-ast",
+                    geometry_name="ast"),
+        P.ModelSpec(family("easyaudio"), "encodecmae_base", "encodecmae_base"),
+        P.ModelSpec(family("easyaudio"), "BEATs_iter3", "BEATs_iter3"),
     ]
     cfg = P.RunConfig(models=specs, textgrid_path=str(DATA / "alignments"),
                       audio_root_16k=str(DATA / "librispeech-clean-16k"), audio_root_24k=str(out / "audio-24k"),

@@ -15,7 +15,7 @@ import torch
 
 from helpers_audio import (SCRIPT, WORDS, error_lines, items_for, make_corpus, read_outputs, run_script,
                            standin_easyaudio, synth_audio, make_utterance, word_means)
-from wordreps.alignments.geometry import BEATS, ENCODECMAE, lookup_model_geometry
+from wordreps.embeddings.families import BEATS, ENCODECMAE, lookup_model_geometry
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import BatchItem
 
@@ -27,11 +27,13 @@ def hub():
 
 
 def _backend(name: str):
-    from wordreps.embeddings.audio_backends import load_audio_backend
-    return load_audio_backend(name, "cpu")
+    from wordreps.embeddings.families import load_backend
+    return load_backend("audio", name, "cpu")
 
 
 def test_geometry_and_layers_follow_the_registry(hub):
+    from wordreps.embeddings.families import load_backend
+
     enc = _backend("encodecmae_base")
     beats = _backend("beats_iter3")  # any case: easyaudio's own spelling is used
     assert enc.model_name == "encodecmae_base" and beats.model_name == "BEATs_iter3"
@@ -51,6 +53,10 @@ def test_geometry_and_layers_follow_the_registry(hub):
     assert hub.get_model("encodecmae_base").model.visible_encoder.compile is True
     assert enc.model.model.visible_encoder.compile is False
     assert enc.describe()["torch_compile"] == "turned off by the adapter"
+    kept = load_backend("audio", "encodecmae_base", "cpu", torch_compile=True)
+    assert kept.model.model.visible_encoder.compile is True and kept.describe()["torch_compile"] == "on"
+    with pytest.raises(UserError, match="--torch_compile is for EnCodecMAE"):
+        load_backend("audio", "BEATs_iter3", "cpu", torch_compile=True)
     assert enc.family == "easyaudio" and enc.needs_audio
 
 
@@ -74,7 +80,7 @@ def test_encodecmae_word_vectors_are_means_of_the_models_frames(hub, tmp_path):
 
 
 def test_beats_tokens_fold_back_to_160ms_steps(hub, tmp_path):
-    from wordreps.embeddings.audio_backends import fold_time_major
+    from wordreps.embeddings.backends.easyaudio import fold_time_major
 
     json_path, audio = make_corpus(tmp_path, BEATS, {"u1": {"duration_s": 3.6, "seed": 2}})
     (item,) = items_for(json_path, audio)
@@ -160,7 +166,11 @@ def test_beats_from_a_local_checkpoint(hub, tmp_path):
     torch.save({"cfg": {"encoder_layers": 2}, "model": {"scale": torch.tensor(2.0)}}, ckpt)
     json_path, audio = make_corpus(tmp_path, BEATS, {"u1": {"duration_s": 3.6, "seed": 2}})
     (item,) = items_for(json_path, audio)
-    from wordreps.embeddings.audio_backends import load_audio_backend
+    from wordreps.embeddings.families import load_backend
+
+    def load_audio_backend(name, device, **opts):
+        return load_backend("audio", name, device, **opts)
+
     local = load_audio_backend("BEATs_iter3", "cpu", beats_checkpoint=str(ckpt))
     (out,) = local.embed([item])
     (default,) = _backend("BEATs_iter3").embed([item])
@@ -181,12 +191,12 @@ def test_beats_from_a_local_checkpoint(hub, tmp_path):
 
 
 def test_unknown_easyaudio_models_are_refused(hub):
-    from wordreps.embeddings.audio_backends import load_audio_backend
+    from wordreps.embeddings.families import load_backend
     for bad in ("encodecmae_huge", "BEATs_iter9", "byola_512"):
         with pytest.raises(UserError, match=r"unknown easyaudio model .*known: encodecmae_small"):
-            load_audio_backend(bad, "cpu")
+            load_backend("audio", bad, "cpu")
     with pytest.raises(UserError, match=r"unknown audio model 'wav2vec3'"):
-        load_audio_backend("wav2vec3", "cpu")
+        load_backend("audio", "wav2vec3", "cpu")
 
 
 def test_script_end_to_end_with_the_standin(tmp_path):
@@ -218,7 +228,7 @@ def test_script_end_to_end_with_the_standin(tmp_path):
 
 
 def test_alignment_for_another_geometry_names_the_file_to_make(tmp_path):
-    from wordreps.alignments.geometry import WAV2VEC2_CONV
+    from wordreps.embeddings.families import WAV2VEC2_CONV
     json_path, _ = make_corpus(tmp_path, WAV2VEC2_CONV, {"a": {"duration_s": 2.0}})
     out_dir = tmp_path / "emb"
     res = run_script(SCRIPT, ["--model", "BEATs_iter3", "--path", json_path, "--device", "cpu", "--out_dir", out_dir,

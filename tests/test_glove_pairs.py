@@ -16,8 +16,8 @@ import pytest
 from helpers_text import all_words, error_lines, items, run_script, utterances, write_alignment_json
 from wordreps.common.errors import UserError
 from wordreps.common.parquet import ParquetError, read_string_column, snappy_decompress
-from wordreps.embeddings.text_backends import load_glove_backend
-from wordreps.embeddings.vector_pairs import find_pair, packaged_glove_6b_50d, read_word_list
+from wordreps.embeddings.backends.glove import load_glove_backend
+from wordreps.embeddings.backends.vector_pairs import find_pair, packaged_glove_6b_50d, read_word_list
 
 PARQUET = Path(__file__).resolve().parent / "data" / "parquet"
 FIXTURE_WORDS = (PARQUET / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
@@ -130,9 +130,10 @@ def test_bad_pairs_are_one_line_errors(tmp_path):
 
 
 def test_runner_takes_a_pair_as_a_glove_model(tmp_path):
-    from wordreps.experiments.pipeline import guess_kind, parse_model
+    from wordreps.embeddings.families import family_for
+    from wordreps.pipeline.runner import parse_model
 
-    assert guess_kind("vectors/emb.npy") == "glove"
+    assert family_for("vectors/emb.npy", None).name == "glove"
     spec = parse_model(f"glove:{tmp_path / 'vec'}@glove6b")
     assert (spec.kind, spec.slug) == ("glove", "glove6b")
 

@@ -120,7 +120,7 @@ def test_standin_audio_frames_follow_the_real_word_times(chain):
 
 
 def test_glove_rows_are_the_vectors_of_the_words(chain):
-    from wordreps.embeddings.vector_pairs import packaged_glove_6b_50d
+    from wordreps.embeddings.backends.vector_pairs import packaged_glove_6b_50d
 
     stored = _stored(chain, "glove")[0]
     the = [i for i, (w, _, _) in enumerate(WAV2VEC2_BY_HAND) if w == "the"]
