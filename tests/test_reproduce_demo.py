@@ -115,3 +115,18 @@ def test_the_python_page_runs_on_the_demo_outputs(demo_run, tmp_path):
 
     out, _ = demo_run
     check_python_page(run_python_page(out))
+
+
+def test_the_docs_demo_table_is_what_the_demo_computes(demo_run):
+    """docs/analysis.md quotes the MiniLM within-model linear CKA map; it must be this run's numbers."""
+    import re
+
+    out, _ = demo_run
+    values = json.loads((out / "results" / "cka" / "all-MiniLM-L6-v2__vs__all-MiniLM-L6-v2" / "linear.json")
+                        .read_text())["values"]
+    text = (REPO / "docs" / "analysis.md").read_text()
+    table = {int(m.group(1)): [float(x) for x in m.group(2).split("|") if x.strip()]
+             for m in re.finditer(r"^\| \*\*(\d+)\*\* \|(.*)\|$", text, flags=re.M)}
+    assert sorted(table) == list(range(len(values)))
+    for i, row in table.items():
+        assert row == [round(v, 2) for v in values[i]], i
