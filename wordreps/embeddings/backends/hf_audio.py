@@ -194,6 +194,10 @@ class ASTBackend(Backend):
 
 def load_ast_backend(model: str, device: str = "cpu", **opts: Any) -> ASTBackend:
     """The family table's loader: an AST hub name or local folder (the audio kind's default family)."""
+    if opts.pop("beats_checkpoint", None) is not None:
+        raise UserError(f"--beats_checkpoint is for the easyaudio BEATs models, not {model!r}; leave it out")
+    if opts.pop("torch_compile", False):
+        raise UserError(f"--torch_compile is for the easyaudio EnCodecMAE models, not {model!r}; leave it out")
     if os.path.exists(model):
         if not os.path.isfile(os.path.join(model, "config.json")):
             raise UserError(f"{model!r} is not a model folder (no config.json in it); pass an easyaudio model name "
