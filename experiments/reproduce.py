@@ -14,7 +14,9 @@ import time
 
 from wordreps.common.atomic import check_output_dir
 from wordreps.common.cli import add_common_args, apply_common_args
+from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import run_cli
+from wordreps.common.precision import PRECISION_HELP, precision_arg
 from wordreps.pipeline import runner as P
 from wordreps.pipeline.summary import write_summary
 
@@ -36,7 +38,8 @@ def main() -> int:
     parser.add_argument("--units", choices=("words", "phones"), default="words",
                         help="compare word occurrences, or phone occurrences (the TextGrids' phones tier; audio "
                              "models only: text models are left out of the default list) (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--precision", type=precision_arg, default="auto", help=PRECISION_HELP)
     parser.add_argument("--out_root", default=None,
                         help="where embeddings/, matrices/, results/ and summary.md go "
                              "(default: outputs/thesis, or outputs/demo with --demo)")

@@ -26,7 +26,7 @@ HF, S3PRL = "tiny-wav2vec2-layer", "tiny-s3prl-wav2vec2-large.pt"
 def _reproduce(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}
     return subprocess.run([sys.executable, str(REPO / "experiments" / "reproduce.py"), "--no_download", "--device",
-                           "cpu", "--out_root", "out", *args], cwd=cwd, capture_output=True, text=True, env=env,
+                           "cpu", "--precision", "float32", "--out_root", "out", *args], cwd=cwd, capture_output=True, text=True, env=env,
                           timeout=600)
 
 

@@ -21,7 +21,7 @@ EXTRACTION_AUDIO = [  # add_extraction_args(parser, audio=True): speech and gene
     ("--shard_id", "100000", "[0, 99999]"),
     ("--limit", "0", ">= 1"),
 ]
-COMMON_TORCH = [  # add_common_args(parser, torch=True), also through add_extraction_args unless uses_torch=False
+COMMON_TORCH = [  # add_common_args(parser, torch=True), also through add_extraction_args unless model=False
     ("--num_threads", "0", "[1, 1024]"),
 ]
 EXTRACTION_TEXT = [  # add_extraction_args(parser, audio=False): text and GloVe scripts
@@ -51,6 +51,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
     "benchmarks/bench_extract.py": [
         ("--hours", "0", "(0.0, 100.0]"), ("--batch_seconds", "nan", "(0.0, 1000000.0]"),
         ("--seed", "2147483648", "[0, 2147483647]"), ("--thesis_limit", "0", ">= 1"),
+        ("--batch_tokens", "0", "[1, 100000000]"), ("--trials", "0", "[1, 100]"),
     ],
     "tools/make_tiny_ast.py": [("--max_length", "15", "[16, 4096]"), ("--seed", "-1", "[0, 2147483647]")],
     "tools/make_tiny_speech.py": [("--seed", "-1", "[0, 2147483647]")],
@@ -75,6 +76,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
     "benchmarks/bench_busy.py": [("--repeat", "0", "[1, 10000]"), ("--busy", "0", "[1, 1024]"),
                                  ("--trials", "101", "[1, 100]"), ("--child_threads", "0", "[1, 1024]"),
                                  ("--nice", "20", "[-20, 19]")],
+    "benchmarks/bench_easyaudio.py": [("--seconds", "0.1", "[0.5, 60.0]")],
     "benchmarks/bench_pipeline.py": [
         ("--repeat", "0", "[1, 10000]"), ("--trials", "101", "[1, 100]"), ("--threads", "0", "[1, 1024]"),
         ("--batch_seconds", "inf", "(0.0, 1000000.0]"), ("--scaling_factors", "0", "[1, 10000]"),
@@ -162,7 +164,7 @@ def _numeric_flags(path: Path) -> tuple[set[str], bool | None]:
         elif name == "add_extraction_args" and getattr(node.args[0], "id", None) in cli_parsers:
             audio = [k.value.value for k in node.keywords if k.arg == "audio"]
             extraction = bool(audio and audio[0])
-            if all(getattr(k.value, "value", True) for k in node.keywords if k.arg == "uses_torch"):
+            if all(getattr(k.value, "value", True) for k in node.keywords if k.arg == "model"):
                 flags |= {f for f, _, _ in COMMON_TORCH}
         elif name == "add_common_args" and any(k.arg == "torch" and getattr(k.value, "value", False) is True
                                                 for k in node.keywords):

@@ -5,7 +5,6 @@ ensure_dir, atomic_path), so its cases are checked in-process in full and each s
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess

@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import subprocess
 import sys
 import warnings

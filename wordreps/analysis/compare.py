@@ -194,7 +194,7 @@ def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str
     m1, m2, mats1, mats2 = load_pair(matrices_dir, model1, layers1, model2, layers2)
     if m1.num_rows < 4:
         raise UserError(f"{m1.folder} has {m1.num_rows} rows; CKA needs at least 4 word occurrences")
-    from wordreps.analysis.cka import resolve_device
+    from wordreps.common.devices import resolve_device
 
     torch_device = resolve_device(device)
     folder = check_output_dir(Path(out_dir) / f"{m1.slug}__vs__{m2.slug}", "results folder")  # before computing

@@ -43,7 +43,7 @@ HF_SPEECH_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")   # config.j
 AST_MODEL_TYPE = "audio-spectrogram-transformer"
 # s3prl / Hugging Face names of models with the wav2vec2 conv stack (lower case, without an "org/" prefix)
 _CONV_STACK_NAME = re.compile(r"(distil)?(wav2vec2|hubert|wavlm|data2vec|xls[-_]?r|mms)([-_].*)?")
-_VECTOR_FILE_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2", ".txt.xz", ".vec", ".bin", ".bin.gz", ".kv", ".gz")
+_VECTOR_FILE_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2", ".txt.xz", ".vec", ".bin", ".bin.gz", ".kv", ".gz", ".npy")
 
 
 def _base_name(name: str) -> str:

