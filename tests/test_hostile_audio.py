@@ -46,7 +46,7 @@ def test_too_short_audio_is_one_line_before_anything_is_written(tmp_path):
 def test_skip_too_short_skips_records_and_extracts_the_rest(tmp_path):
     al, audio = _corpus(tmp_path / "corpus", LENGTHS)
     out = tmp_path / "out"
-    proc = run_speech(tiny_model(MODEL), al, out, "--skip_too_short", "--dtype", "float32")
+    proc = run_speech(tiny_model(MODEL), al, out, "--skip_too_short", "--dtype", "float32", "--precision", "float32")
     assert proc.returncode == 0, proc.stderr
     assert "note: skipped 2 utterance(s) shorter than the 400 samples" in proc.stderr
     folder = out / Path(MODEL).stem
@@ -58,13 +58,16 @@ def test_skip_too_short_skips_records_and_extracts_the_rest(tmp_path):
     got = np.load(folder / "utts" / "utt-c.npy")
     want = np.stack([h[0] for h in s3prl_reference(tiny_model(MODEL), audio["utt-c"])])
     np.testing.assert_allclose(got[:, 0, :], want, rtol=1e-4, atol=1e-5)
-    # without short utterances the flag changes nothing: the same manifest bytes
+    # without short utterances the flag changes nothing: no record, so the same manifest either way
+    from types import SimpleNamespace
+
+    from wordreps.alignments.format import load_alignment
+    from wordreps.embeddings.extract import too_short_utterances
+
     al2, _ = _corpus(tmp_path / "long", {"utt-a": 16000, "utt-c": 400})
-    for flags, name in (([], "plain"), (["--skip_too_short"], "flag")):
-        proc = run_speech(tiny_model(MODEL), al2, tmp_path / name, *flags, "--dtype", "float32")
-        assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "plain" / folder.name / "manifest.json").read_bytes() == \
-        (tmp_path / "flag" / folder.name / "manifest.json").read_bytes()
+    alignment = load_alignment(al2)
+    model = SimpleNamespace(min_samples=lambda: 400, model_name="m")
+    assert too_short_utterances(model, alignment, skip=True) is None and len(alignment.utterances) == 2
 
 
 def test_the_summary_says_how_many(tmp_path):
@@ -74,3 +77,23 @@ def test_the_summary_says_how_many(tmp_path):
     lines = too_short_lines("tiny", manifest)
     assert "skipped **2** utterance(s)" in lines[-1] and "400 samples" in lines[-1] and "`b`, `d`" in lines[-1]
     assert too_short_lines("tiny", {"utterances": {}}) == []
+
+
+def test_the_runner_passes_the_flags_on(tmp_path):
+    """reproduce.py --skip_too_short reaches the audio models' steps only; --num_threads every torch step."""
+    from argparse import Namespace
+
+    from wordreps.pipeline import runner as P
+
+    args = Namespace(models=None, out_root=str(tmp_path / "out"), device="cpu", units="words", glove_oov=None,
+                     precision="auto", num_threads=1, no_progress=True, skip_too_short=True)
+    steps = {s.name: s for s in P.build_plan(P.demo_config(args)) if s.name.startswith("embeddings of ")}
+    assert len(steps) == 5
+    for step in steps.values():
+        audio = step.script in ("embeddings/speech_embedding.py", "embeddings/audio_embeddings.py")
+        assert ("--skip_too_short" in step.args) == audio, step.command()
+        if step.script == "embeddings/glove_embedding.py":
+            assert "--num_threads" not in step.args, step.command()
+        else:
+            assert step.args[step.args.index("--num_threads") + 1] == "1", step.command()
+        assert "--no_progress" in step.args
