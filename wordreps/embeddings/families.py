@@ -170,6 +170,7 @@ class Family:
     geometry_names: str = ""       # known names with a geometry, for messages and docs
     model_flag: str = "--model"    # how the script is given a model of this family
     folder_name: str | None = None # the outputs' folder name when not derived from the model's (GloVe: a file)
+    takes_precision: bool = True   # its script has --precision (a neural model; GloVe is a table lookup)
     requires: str | None = None    # an optional package the family needs (not installable from PyPI)
     # the libraries whose versions shape its numbers, recorded in every manifest (with python and numpy)
     libraries: tuple[str, ...] = ("torch", "transformers")
@@ -199,7 +200,7 @@ class Family:
 _B = "wordreps.embeddings.backends."
 FAMILIES: tuple[Family, ...] = (
     Family("glove", "glove", "text", "embeddings/glove_embedding.py", _B + "glove:load_glove_backend",
-           _glove_matches, None, model_flag="--glove", folder_name="glove", libraries=()),
+           _glove_matches, None, model_flag="--glove", folder_name="glove", takes_precision=False, libraries=()),
     Family("easyaudio", "audio", "audio", "embeddings/audio_embeddings.py", _B + "easyaudio:load_easyaudio_backend",
            _easyaudio_matches, _easyaudio_geometry, "encodecmae_base, encodecmae_large (24 kHz, 75 Hz); BEATs_iter3 "
            "and other BEATs_* (16 kHz, 160 ms)", requires="easyaudio", libraries=("torch", "easyaudio")),
