@@ -7,8 +7,8 @@
     python3 alignments/alignments_and_trans.py --frame_rate 75 --sample_rate 24 --path datasets/alignments
 
 The frame geometry is given in exactly one way: --model, --stride (ms) with --sample_rate (kHz),
---frame_rate (Hz) with --sample_rate, or --hop_samples with --sample_rate (see alignments/geometry.py for
-the receptive-field defaults). The frame rule is in alignments/frames.py. The default output name uses the
+--frame_rate (Hz) with --sample_rate, or --hop_samples with --sample_rate (see wordreps/alignments/geometry.py for
+the receptive-field defaults). The frame rule is in wordreps/alignments/frames.py. The default output name uses the
 stride as typed (--stride 13.33 -> "13.33"), or the geometry's hop in ms with at most 2 decimals for
 --model/--frame_rate/--hop_samples (20, 13.33, 160, 100). The output is written atomically: an error
 leaves no file.
@@ -18,9 +18,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wordreps.alignments.align_format import write_alignment
 from wordreps.alignments.corpus import align_corpus, default_audio_root
-from wordreps.alignments.geometry import format_number, resolve_geometry, sample_rate_label, stride_label
+from wordreps.alignments.format import write_alignment
+from wordreps.alignments.geometry import (
+    format_number,
+    resolve_geometry,
+    sample_rate_label,
+    stride_label,
+)
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import UserError, run_cli
 

@@ -4,7 +4,7 @@
                                                              #    datasets/alignments/dev-clean
 
 Resumes an interrupted download, checks md5s (dev-clean's from openslr, the alignments' from Zenodo's
-records API), and does nothing when everything is already in place. See wordreps.datasets.librispeech.
+records API), and does nothing when everything is already in place. See wordreps.corpora.librispeech.
 """
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from pathlib import Path
 
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import run_cli
-from wordreps.datasets.librispeech import ALIGNMENTS_URL, SPLITS, ZENODO_API_URL, Request, prepare
+from wordreps.corpora.librispeech import (
+    ALIGNMENTS_URL,
+    SPLITS,
+    ZENODO_API_URL,
+    Request,
+    prepare,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

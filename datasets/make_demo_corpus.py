@@ -3,7 +3,7 @@
     python3 datasets/make_demo_corpus.py                  # regenerates datasets/demo/ (committed)
     python3 datasets/make_demo_corpus.py --out /tmp/demo  # anywhere else
 
-See wordreps.datasets.demo_corpus for how the words and their intervals are made.
+See wordreps.corpora.demo for how the words and their intervals are made.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from wordreps.common.cli import int_range
 from wordreps.common.errors import run_cli
-from wordreps.datasets.demo_corpus import DEFAULT_SEED, build_utterances, write_corpus
+from wordreps.corpora.demo import DEFAULT_SEED, build_utterances, write_corpus
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@
         --dst datasets/librispeech-clean-24k --rate 24000
 
 Same relative paths, transcripts (*.txt) copied. Files already done are skipped, so an interrupted run
-continues when run again. See wordreps.datasets.corpus_resampler.
+continues when run again. See wordreps.corpora.resample.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wordreps.common.cli import int_range
 from wordreps.common.errors import run_cli
-from wordreps.datasets.corpus_resampler import QUALITIES, resample_corpus
+from wordreps.corpora.resample import QUALITIES, resample_corpus
 
 
 def main() -> int:

@@ -6,7 +6,7 @@
 
 easyaudio models need easyaudio installed (README: Installing easyaudio). How each model's outputs are mapped
 to time steps (BEATs' 8 frequency patches per 160 ms step, AST's patch grid and chunks) is in
-``embeddings/audio_backends.py``.
+``wordreps/embeddings/backends/``.
 """
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ import argparse
 
 from wordreps.common.cli import int_range
 from wordreps.common.errors import run_cli
-from wordreps.embeddings.audio_backends import EASYAUDIO_MODELS
-from wordreps.embeddings.registry import load_backend
-from wordreps.embeddings.extract import add_extraction_args, resolve_device, run_extraction
+from wordreps.embeddings.backends.easyaudio import EASYAUDIO_MODELS
+from wordreps.embeddings.extract import (
+    add_extraction_args,
+    resolve_device,
+    run_extraction,
+)
+from wordreps.embeddings.families import load_backend
 
 
 def main() -> int:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import argparse
 
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.common.errors import run_cli
+from wordreps.embeddings.backends.glove import (
+    DEFAULT_GLOVE_CACHE,
+    FORMATS,
+    vocabulary_of,
+)
 from wordreps.embeddings.extract import add_extraction_args, run_extraction
-from wordreps.embeddings.registry import load_backend
-from wordreps.embeddings.text_backends import DEFAULT_GLOVE_CACHE, FORMATS, vocabulary_of
+from wordreps.embeddings.families import load_backend
 
 DEFAULT_GLOVE = "datasets/glove/glove.42B.300d.txt"
 

@@ -4,7 +4,7 @@
 
 The alignment's own word sequence is fed as pre-split words; a word's vector is the mean of its sub-tokens'
 hidden states, for every layer (0 = embeddings output, i = output of block i). Utterances longer than the
-model's limit are covered by overlapping windows of whole words (see ``embeddings/text_backends.py``).
+model's limit are covered by overlapping windows of whole words (see ``wordreps/embeddings/backends/hf_text.py``).
 """
 from __future__ import annotations
 
@@ -12,8 +12,12 @@ import argparse
 
 from wordreps.common.cli import int_range
 from wordreps.common.errors import run_cli
-from wordreps.embeddings.extract import add_extraction_args, resolve_device, run_extraction
-from wordreps.embeddings.registry import load_backend
+from wordreps.embeddings.extract import (
+    add_extraction_args,
+    resolve_device,
+    run_extraction,
+)
+from wordreps.embeddings.families import load_backend
 
 
 def main() -> int:

@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 
 from wordreps.common.errors import run_cli
-from wordreps.embeddings.extract import add_extraction_args, resolve_device, run_extraction
-from wordreps.embeddings.registry import load_backend
+from wordreps.embeddings.extract import (
+    add_extraction_args,
+    resolve_device,
+    run_extraction,
+)
+from wordreps.embeddings.families import load_backend
 
 
 def main() -> int:
@@ -27,7 +31,8 @@ def main() -> int:
     if not args.model and not args.s3prl_ckpt:
         parser.error("give --model (or --s3prl_ckpt)")
     device = resolve_device(args.device)
-    backend = load_backend("speech", args.model or "", device, s3prl_ckpt=args.s3prl_ckpt)
+    backend = load_backend("speech", args.model or "", device, s3prl_ckpt=args.s3prl_ckpt,
+                           family_name="s3prl" if args.s3prl_ckpt else None)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

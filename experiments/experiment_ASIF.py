@@ -7,15 +7,15 @@
 Holds out a seeded 15% of the occurrences as queries, uses the rest as paired anchors, retrieves in both
 directions and scores by word identity (top-1, top-5, MRR, chance). Writes
 ``<out_dir>/<name>/asif_k<k>_p<p>.json`` (per query: true word, rank, top-5 words), ``summary.json``,
-``summary.csv`` and ``accuracy_vs_k.png``. Logic and the choices made: :mod:`wordreps.experiments.asif`.
+``summary.csv`` and ``accuracy_vs_k.png``. Logic and the choices made: :mod:`wordreps.analysis.retrieval`.
 """
 from __future__ import annotations
 
 import argparse
 
+from wordreps.analysis.retrieval import run
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import run_cli
-from wordreps.experiments.asif import run
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,15 +5,16 @@
 
 Compares layers 0..LAYER1 of MODEL1 with layers 0..LAYER2 of MODEL2 on the shared word occurrences, reading
 ``<matrices_dir>/<slug>/layer_<i>.npy`` (written by embeddings/matrix_embeddings.py), and writes
-``<out_dir>/<slug1>__vs__<slug2>/<metric>.{json,csv,png}``. Logic: :mod:`wordreps.experiments.cka`.
+``<out_dir>/<slug1>__vs__<slug2>/<metric>.{json,csv,png}``. Logic: :mod:`wordreps.analysis.compare`.
 """
 from __future__ import annotations
 
 import argparse
 
+from wordreps.analysis.compare import run
+from wordreps.analysis.measures import CKA_NAMES, PRECISIONS
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import run_cli
-from wordreps.experiments.cka import METRICS, PRECISIONS, run
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layer1", required=True, type=int_range(0, None), help="compare layers 0..LAYER1 of model1")
     parser.add_argument("--model2", required=True, help="second model (may equal model1: within-model map)")
     parser.add_argument("--layer2", required=True, type=int_range(0, None), help="compare layers 0..LAYER2 of model2")
-    parser.add_argument("--metric", nargs="+", choices=METRICS, default=["linear"],
+    parser.add_argument("--metric", nargs="+", choices=CKA_NAMES, default=["linear"],
                         help="one or more of %(choices)s (default: linear)")
     parser.add_argument("--bootstrap", type=int_range(0, 100000), default=0,
                         help="bootstrap resamples of the rows for a 95%% interval (default: 0, none)")

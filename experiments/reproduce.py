@@ -9,13 +9,11 @@ skipped, so a killed run resumes by running the same command again. Ends by prin
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 from wordreps.common.errors import run_cli
-from wordreps.experiments import pipeline as P
-from wordreps.experiments.summary import write_summary
+from wordreps.pipeline import runner as P
+from wordreps.pipeline.summary import write_summary
 
 THESIS_MODELS = ["glove", "bert-base-uncased", "wav2vec2_large_960", "encodecmae_base", "BEATs_iter3"]
 

@@ -16,14 +16,14 @@ from typing import Iterator, Sequence
 import numpy as np
 import soundfile as sf
 
-from wordreps.alignments.align_format import write_alignment
+from wordreps.alignments.format import write_alignment
 from wordreps.alignments.frames import words_frames
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.embeddings.base import BatchItem, Utterance, Word
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "embeddings" / "audio_embeddings.py"
-TINY_SCRIPT = REPO / "embeddings" / "tiny_audio.py"
+TINY_SCRIPT = REPO / "tools" / "make_tiny_ast.py"
 FAKE_EASYAUDIO = Path(__file__).resolve().parent / "fake_easyaudio"
 
 # (word, start_s, end_s): long enough words that a burst in the middle of one never reaches a neighbour's
@@ -81,7 +81,7 @@ def make_corpus(folder: Path, geometry: FrameGeometry, specs: dict[str, dict]) -
 
 
 def items_for(json_path: Path, audio: dict[str, np.ndarray]) -> list[BatchItem]:
-    from wordreps.alignments.align_format import load_alignment
+    from wordreps.alignments.format import load_alignment
     return [BatchItem(u, audio[u.utt_id]) for u in load_alignment(json_path).utterances]
 
 

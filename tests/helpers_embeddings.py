@@ -35,8 +35,8 @@ def _model_root() -> Path:
 
 @functools.lru_cache(maxsize=None)
 def tiny_model(name: str) -> Path:
-    """Build (once per test process) and return the path of a tiny model from embeddings/tiny_speech.py."""
-    from wordreps.embeddings import tiny_speech
+    """Build (once per test process) and return the path of a tiny model from tools/make_tiny_speech.py."""
+    from wordreps.embeddings.tiny import speech as tiny_speech
 
     if name in tiny_speech.HF_VARIANTS:
         return tiny_speech.build_hf(_model_root(), name)
@@ -57,7 +57,7 @@ def frames_for(start_s: float, end_s: float, num_samples: int) -> tuple[int, int
 def write_corpus(folder: Path, utterances: dict[str, tuple[np.ndarray, list[tuple[str, float, float]]]],
                  *, geometry=None) -> Path:
     """FLAC files (float -> 24-bit) + an alignment JSON; utterances: id -> (audio, [(word, start_s, end_s)])."""
-    from wordreps.alignments.align_format import write_alignment
+    from wordreps.alignments.format import write_alignment
     from wordreps.alignments.geometry import FrameGeometry
     from wordreps.embeddings.base import Utterance, Word
 
@@ -96,7 +96,7 @@ def demo_alignment() -> Path | None:
     """Alignment JSON of the bundled demo corpus (datasets/demo), made once per process; None if absent."""
     if not (DEMO_TEXTGRIDS / "dev-clean").is_dir() or not (DEMO_AUDIO / "dev-clean").is_dir():
         return None
-    from wordreps.alignments.align_format import write_alignment
+    from wordreps.alignments.format import write_alignment
     from wordreps.alignments.corpus import align_corpus
     from wordreps.alignments.geometry import FrameGeometry
 

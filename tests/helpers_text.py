@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from wordreps.alignments.align_format import write_alignment
+from wordreps.alignments.format import write_alignment
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.embeddings.base import BatchItem, Utterance, Word
 
@@ -63,14 +63,14 @@ def items(utts: Sequence[Utterance]) -> list[BatchItem]:
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
-    from wordreps.embeddings.tiny_text import build_tiny_bert
+    from wordreps.embeddings.tiny.text import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert", all_words())
 
 
 @pytest.fixture(scope="session")
 def tiny_roberta(tmp_path_factory) -> Path:
-    from wordreps.embeddings.tiny_text import DEMO_SENTENCES, build_tiny_roberta
+    from wordreps.embeddings.tiny.text import DEMO_SENTENCES, build_tiny_roberta
 
     sentences = list(DEMO_SENTENCES) + [" ".join(ws) for ws in UTTERANCES.values()]
     return build_tiny_roberta(tmp_path_factory.mktemp("models") / "tiny-roberta", sentences)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from wordreps.alignments.align_format import load_alignment, write_alignment
+from wordreps.alignments.format import load_alignment, write_alignment
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Utterance, Word

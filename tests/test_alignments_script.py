@@ -10,7 +10,7 @@ import pytest
 
 from helpers_alignments import (REPO, error_lines, long_textgrid, make_corpus, run_script,
                                 write_flac)
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 
 # 16 kHz, hop 320, R 400: frame t is centred at 12.5 ms + 20 ms * t.
 BASE = {

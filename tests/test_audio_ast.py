@@ -1,4 +1,4 @@
-"""Audio Spectrogram Transformer backend with a tiny AST built by embeddings/tiny_audio.py (real architecture,
+"""Audio Spectrogram Transformer backend with a tiny AST built by tools/make_tiny_ast.py (real architecture,
 real 16x16 / 10 / 10 patch geometry, 128-frame inputs = 12 time steps of 100 ms per chunk)."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from helpers_audio import (SCRIPT, TINY_SCRIPT, WORDS, items_for, make_corpus, read_outputs,
                            run_script, word_means)
-from wordreps.alignments.geometry import AST, WAV2VEC2_CONV, lookup_model_geometry
+from wordreps.embeddings.families import AST, WAV2VEC2_CONV, lookup_model_geometry
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +24,8 @@ def tiny_ast(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def backend(tiny_ast):
-    from wordreps.embeddings.audio_backends import load_audio_backend
-    return load_audio_backend(str(tiny_ast), "cpu")
+    from wordreps.embeddings.families import load_backend
+    return load_backend("audio", str(tiny_ast), "cpu")
 
 
 def reference_steps(model_dir, audio: np.ndarray) -> np.ndarray:

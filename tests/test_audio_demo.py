@@ -2,13 +2,14 @@
 vector equal to the mean of the model's own time steps recomputed here (easyaudio: the stand-in; AST: tiny)."""
 from __future__ import annotations
 
+import runpy
 import sys
 
 import numpy as np
 import pytest
 
 from helpers_audio import REPO, read_outputs, standin_easyaudio, word_means
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.common.audio import load_audio
 
 DEMO = REPO / "datasets" / "demo"
@@ -16,18 +17,18 @@ pytestmark = pytest.mark.skipif(not (DEMO / "librispeech-clean-16k").is_dir(), r
 
 
 def _align(model: str, audio_root, out) -> object:
-    from wordreps.alignments import alignments_and_trans
-    assert alignments_and_trans.main(["--model", model, "--path", str(DEMO / "alignments"), "--audio_root",
+    main = runpy.run_path(str(REPO / "alignments" / "alignments_and_trans.py"))["main"]
+    assert main(["--model", model, "--path", str(DEMO / "alignments"), "--audio_root",
                                       str(audio_root), "--output", str(out), "--quiet"]) == 0
     return load_alignment(out)
 
 
 def _extract(monkeypatch, model: str, path, out_dir) -> tuple[dict, dict]:
-    from wordreps.embeddings import audio_embeddings
+    main = runpy.run_path(str(REPO / "embeddings" / "audio_embeddings.py"))["main"]
     monkeypatch.setattr(sys, "argv", ["audio_embeddings.py", "--model", str(model), "--path", str(path),
                                       "--device", "cpu", "--out_dir", str(out_dir), "--name", "m",
                                       "--dtype", "float32", "--no_progress"])
-    assert audio_embeddings.main() == 0
+    assert main() == 0
     return read_outputs(out_dir / "m")
 
 
@@ -44,7 +45,7 @@ def _check(alignment, manifest, arrays, frames_for) -> None:
 @pytest.mark.parametrize("name", ["encodecmae_base", "BEATs_iter3"])
 def test_easyaudio_models_on_the_demo_corpus(name, tmp_path, monkeypatch):
     if name.startswith("encodecmae"):
-        from wordreps.datasets.corpus_resampler import resample_corpus
+        from wordreps.corpora.resample import resample_corpus
         audio_root = tmp_path / "demo-24k"
         resample_corpus(DEMO / "librispeech-clean-16k", audio_root, 24000, progress=False)
         rate = 24000
@@ -65,7 +66,7 @@ def test_easyaudio_models_on_the_demo_corpus(name, tmp_path, monkeypatch):
 
 def test_tiny_ast_on_the_demo_corpus(tmp_path, monkeypatch):
     from test_audio_ast import reference_steps
-    from wordreps.embeddings.tiny_audio import build_tiny_ast
+    from wordreps.embeddings.tiny.audio import build_tiny_ast
 
     model_dir = build_tiny_ast(tmp_path / "tiny-ast")
     alignment = _align("ast", DEMO / "librispeech-clean-16k", tmp_path / "align.json")

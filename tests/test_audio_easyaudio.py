@@ -12,7 +12,7 @@ import torch
 
 from helpers_audio import (SCRIPT, WORDS, error_lines, items_for, make_corpus, read_outputs, run_script,
                            standin_easyaudio, synth_audio, make_utterance, word_means)
-from wordreps.alignments.geometry import BEATS, ENCODECMAE, lookup_model_geometry
+from wordreps.embeddings.families import BEATS, ENCODECMAE, lookup_model_geometry
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import BatchItem
 
@@ -24,8 +24,8 @@ def hub():
 
 
 def _backend(name: str):
-    from wordreps.embeddings.audio_backends import load_audio_backend
-    return load_audio_backend(name, "cpu")
+    from wordreps.embeddings.families import load_backend
+    return load_backend("audio", name, "cpu")
 
 
 def test_geometry_and_layers_follow_the_registry(hub):
@@ -65,7 +65,7 @@ def test_encodecmae_word_vectors_are_means_of_the_models_frames(hub, tmp_path):
 
 
 def test_beats_tokens_fold_back_to_160ms_steps(hub, tmp_path):
-    from wordreps.embeddings.audio_backends import fold_time_major
+    from wordreps.embeddings.backends.easyaudio import fold_time_major
 
     json_path, audio = make_corpus(tmp_path, BEATS, {"u1": {"duration_s": 3.6, "seed": 2}})
     (item,) = items_for(json_path, audio)
@@ -132,12 +132,12 @@ def test_encodecmae_frames_are_clipped_to_those_the_model_produced(hub, tmp_path
 
 
 def test_unknown_easyaudio_models_are_refused(hub):
-    from wordreps.embeddings.audio_backends import load_audio_backend
+    from wordreps.embeddings.families import load_backend
     for bad in ("encodecmae_huge", "BEATs_iter9", "byola_512"):
         with pytest.raises(UserError, match=r"unknown easyaudio model .*known: encodecmae_small"):
-            load_audio_backend(bad, "cpu")
+            load_backend("audio", bad, "cpu")
     with pytest.raises(UserError, match=r"unknown audio model 'wav2vec3'"):
-        load_audio_backend("wav2vec3", "cpu")
+        load_backend("audio", "wav2vec3", "cpu")
 
 
 def test_script_end_to_end_with_the_standin(tmp_path):
@@ -169,7 +169,7 @@ def test_script_end_to_end_with_the_standin(tmp_path):
 
 
 def test_alignment_for_another_geometry_names_the_file_to_make(tmp_path):
-    from wordreps.alignments.geometry import WAV2VEC2_CONV
+    from wordreps.embeddings.families import WAV2VEC2_CONV
     json_path, _ = make_corpus(tmp_path, WAV2VEC2_CONV, {"a": {"duration_s": 2.0}})
     out_dir = tmp_path / "emb"
     res = run_script(SCRIPT, ["--model", "BEATs_iter3", "--path", json_path, "--device", "cpu", "--out_dir", out_dir,

@@ -6,7 +6,7 @@ import importlib.util
 import pytest
 
 from helpers_audio import SCRIPT, error_lines, make_corpus, run_script
-from wordreps.alignments.geometry import BEATS, ENCODECMAE
+from wordreps.embeddings.families import BEATS, ENCODECMAE
 from wordreps.common.errors import UserError
 
 INSTALL = "git clone --recursive https://github.com/mrpep/easyaudio && cd easyaudio && bash install.sh"
@@ -27,14 +27,14 @@ def test_easyaudio_absent_is_one_line_with_the_install_command(tmp_path):
     assert "Traceback" not in res.stderr
     (line,) = error_lines(res.stderr)
     assert "easyaudio is not installed" in line and "'encodecmae_base'" in line
-    assert INSTALL in line and "see README: Installing easyaudio" in line
+    assert INSTALL in line and "see docs/models.md: Installing easyaudio" in line
     assert not out_dir.exists()
 
 
 def test_easyaudio_absent_in_process():
-    from wordreps.embeddings.audio_backends import load_audio_backend
+    from wordreps.embeddings.families import load_backend
     with pytest.raises(UserError, match="easyaudio is not installed") as info:
-        load_audio_backend("BEATs_iter3", "cpu")
+        load_backend("audio", "BEATs_iter3", "cpu")
     assert INSTALL in str(info.value) and "\n" not in str(info.value)
 
 
@@ -49,18 +49,18 @@ def test_unknown_model_from_the_command_line(tmp_path):
 
 
 def test_a_folder_that_is_not_a_model(tmp_path):
-    from wordreps.embeddings.audio_backends import load_audio_backend
+    from wordreps.embeddings.families import load_backend
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match=r"is not a model folder \(no config.json"):
-        load_audio_backend(str(tmp_path / "empty"), "cpu")
+        load_backend("audio", str(tmp_path / "empty"), "cpu")
     bert = tmp_path / "bert"
     bert.mkdir()
     (bert / "config.json").write_text('{"model_type": "bert", "hidden_size": 8, "num_hidden_layers": 1, '
                                       '"num_attention_heads": 1, "intermediate_size": 8, "vocab_size": 10}')
     with pytest.raises(UserError, match=r"is a 'bert' model, not an Audio Spectrogram Transformer"):
-        load_audio_backend(str(bert), "cpu")
+        load_backend("audio", str(bert), "cpu")
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
     with pytest.raises(UserError, match="cannot load Audio Spectrogram Transformer folder"):
-        load_audio_backend(str(broken), "cpu")
+        load_backend("audio", str(broken), "cpu")

@@ -1,4 +1,4 @@
-"""Smoke test of experiments/bench_pipeline.py: one tiny side-by-side run on the demo corpus (once).
+"""Smoke test of benchmarks/bench_pipeline.py: one tiny side-by-side run on the demo corpus (once).
 
 What could fail: the thesis-style path and the toolkit path must hold the same rows (same occurrences in the
 same order) and the same numbers, so that the benchmark compares like with like. The CKA values are checked
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "bench_pipeline.py"
+SCRIPT = REPO / "benchmarks" / "bench_pipeline.py"
 
 
 def _cka_gram(X: np.ndarray, Y: np.ndarray) -> float:

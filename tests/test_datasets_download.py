@@ -12,7 +12,7 @@ import pytest
 from helpers_datasets import (FileServer, alignment_files, error_lines, librispeech_files, make_tar_gz, make_zip,
                               md5, run_script, tree, zenodo_record)
 from wordreps.common.errors import UserError
-from wordreps.datasets.librispeech import extract_tar_split, extract_zip_split, zenodo_md5
+from wordreps.corpora.librispeech import extract_tar_split, extract_zip_split, zenodo_md5
 
 TAR = "/resources/12/dev-clean.tar.gz"
 ZIP = "/records/2619474/files/librispeech_alignments.zip"

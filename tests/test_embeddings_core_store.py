@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from helpers_embeddings import random_corpus, temp_files
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError
 from wordreps.embeddings import store

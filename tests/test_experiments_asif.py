@@ -12,8 +12,8 @@ import torch
 
 from helpers_experiments import error_lines, files_under, run_script, write_matrix_folder
 from wordreps.embeddings.matrices import keys_text
-from wordreps.experiments import asif_core
-from wordreps.experiments.asif import chance_levels, split_rows
+from wordreps.analysis import asif as asif_core
+from wordreps.analysis.retrieval import chance_levels, split_rows
 
 SCRIPT = "experiments/experiment_ASIF.py"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wordreps.experiments import metrics as M
+from wordreps.analysis import cka as M
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

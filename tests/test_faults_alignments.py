@@ -15,7 +15,7 @@ import pytest
 from helpers_alignments import make_corpus, write_flac
 from helpers_faults import assert_refused, limit_file_size, run
 from helpers_text import all_words, write_alignment_json
-from wordreps.embeddings.tiny_text import write_glove
+from wordreps.embeddings.tiny.text import write_glove
 
 ALIGN = "alignments/alignments_and_trans.py"
 GLOVE = "embeddings/glove_embedding.py"

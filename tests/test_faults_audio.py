@@ -26,7 +26,7 @@ BAD = "utt-001"  # the damaged utterance (the second of three, so that the check
 
 @pytest.fixture(scope="session")
 def speech_model() -> Path:
-    """The tiny s3prl wav2vec2 checkpoint from embeddings/tiny_speech.py, built once per test process."""
+    """The tiny s3prl wav2vec2 checkpoint from tools/make_tiny_speech.py, built once per test process."""
     return tiny_model(MODEL)
 
 

@@ -43,13 +43,13 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
     "embeddings/nlp_embedding.py": [("--max_tokens", "2", "[3, 1000000]"), ("--window_stride", "0", "[1, 1000000]"),
                                     *EXTRACTION_TEXT],
     "embeddings/glove_embedding.py": EXTRACTION_TEXT,
-    "embeddings/bench_extract.py": [
+    "benchmarks/bench_extract.py": [
         ("--hours", "0", "(0.0, 100.0]"), ("--batch_seconds", "nan", "(0.0, 1000000.0]"),
         ("--seed", "2147483648", "[0, 2147483647]"), ("--thesis_limit", "0", ">= 1"),
     ],
-    "embeddings/tiny_audio.py": [("--max_length", "15", "[16, 4096]"), ("--seed", "-1", "[0, 2147483647]")],
-    "embeddings/tiny_speech.py": [("--seed", "-1", "[0, 2147483647]")],
-    "embeddings/tiny_text.py": [("--glove_dim", "0", "[1, 4096]"), ("--glove_oov_every", "-1", ">= 0"),
+    "tools/make_tiny_ast.py": [("--max_length", "15", "[16, 4096]"), ("--seed", "-1", "[0, 2147483647]")],
+    "tools/make_tiny_speech.py": [("--seed", "-1", "[0, 2147483647]")],
+    "tools/make_tiny_text.py": [("--glove_dim", "0", "[1, 4096]"), ("--glove_oov_every", "-1", ">= 0"),
                                 ("--seed", "-1", "[0, 2147483647]")],
     "experiments/experiment_CKA.py": [
         ("--layer1", "-1", ">= 0"), ("--layer2", "-2", ">= 0"), ("--bootstrap", "-1", "[0, 100000]"),
@@ -61,12 +61,12 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--seed", "-1", "[0, 4294967295]"), ("--chunk_size", "0", "[1, 1000000]"),
         ("--chance_draws", "0", "[1, 1000000]"),
     ],
-    "experiments/bench_cka.py": [
+    "benchmarks/bench_cka.py": [
         ("--rows", "3", "[4, 10000000]"), ("--dims", "0:768", "[1, 65536]"), ("--layers1", "0", "[1, 1000]"),
         ("--layers2", "1001", "[1, 1000]"), ("--chunk_rows", "63", "[64, 10000000]"),
         ("--seed", "-1", "[0, 4294967295]"),
     ],
-    "experiments/bench_pipeline.py": [
+    "benchmarks/bench_pipeline.py": [
         ("--repeat", "0", "[1, 10000]"), ("--trials", "101", "[1, 100]"), ("--threads", "0", "[1, 1024]"),
         ("--batch_seconds", "inf", "(0.0, 1000000.0]"), ("--scaling_factors", "0", "[1, 10000]"),
         ("--cka_rows", "3", "[4, 10000000]"), ("--cka_dims", "256:0", "[1, 65536]"),
@@ -158,14 +158,13 @@ def _numeric_flags(path: Path) -> tuple[set[str], bool | None]:
 
 def test_the_table_lists_every_numeric_flag_of_every_script():
     extraction_flags = {True: {f for f, _, _ in EXTRACTION_AUDIO}, False: {f for f, _, _ in EXTRACTION_TEXT}}
-    scripts = sorted(p for folder in ("alignments", "datasets", "embeddings", "experiments")
+    scripts = sorted(p for folder in ("alignments", "datasets", "embeddings", "experiments", "benchmarks", "tools")
                      for p in (REPO / folder).glob("*.py") if "add_argument(" in p.read_text())
-    scripts = [p for p in scripts if p.name != "extract.py"]  # the shared flags' definition, used by the scripts
     assert {str(p.relative_to(REPO)) for p in scripts} == set(FLAGS)
     for path in scripts:
         flags, extraction = _numeric_flags(path)
         if extraction is not None:
             flags |= extraction_flags[extraction]
         assert flags == {f for f, _, _ in FLAGS[str(path.relative_to(REPO))]}, path
-    shared, _ = _numeric_flags(REPO / "embeddings" / "extract.py")
+    shared, _ = _numeric_flags(REPO / "wordreps" / "embeddings" / "extract.py")
     assert shared == extraction_flags[True] | extraction_flags[False]

@@ -12,7 +12,7 @@ import pytest
 
 from helpers_faults import assert_refused, run
 from helpers_text import all_words, write_alignment_json
-from wordreps.embeddings.tiny_text import write_glove
+from wordreps.embeddings.tiny.text import write_glove
 
 DIM = 20
 

@@ -40,7 +40,7 @@ def test_demo_writes_summary_heatmaps_and_asif(demo_run):
     out, first = demo_run
     assert first.stdout.strip().splitlines()[-1] == f"summary: {out / 'summary.md'}"
     summary = (out / "summary.md").read_text()
-    for heading in ("## Models", "## CKA between every pair of layers", "## ASIF retrieval"):
+    for heading in ("## Models", "## Every pair of layers", "## ASIF retrieval"):
         assert heading in summary
     slugs = ["glove", "all-MiniLM-L6-v2", "tiny-wav2vec2", "tiny-s3prl-wav2vec2", "tiny-ast"]
     pairs = [(a, b) for i, a in enumerate(slugs) for b in slugs[i:]]
@@ -87,3 +87,11 @@ def test_second_run_skips_every_step(demo_run):
     steps = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert steps and not [s for s in steps if s.startswith("[run ]")], steps
     assert {p: p.read_bytes() for p in (out / "results").rglob("*.json")} == before
+
+
+def test_the_python_page_runs_on_the_demo_outputs(demo_run, tmp_path):
+    """docs/python.md's example, run on this demo's outputs; its two routes to linear CKA agree."""
+    from test_docs import check_python_page, run_python_page
+
+    out, _ = demo_run
+    check_python_page(run_python_page(out))

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from helpers_embeddings import demo_alignment, random_corpus, reference, tiny_model, word_means
-from wordreps.alignments.align_format import load_alignment
+from wordreps.alignments.format import load_alignment
 from wordreps.common.audio import load_audio
 from wordreps.embeddings.base import BatchItem
 from wordreps.embeddings.extract import add_extraction_args, plan_batches, run_extraction
-from wordreps.embeddings.registry import load_backend
+from wordreps.embeddings.families import load_backend
 from wordreps.embeddings.store import EmbeddingSet
 
 FAMILIES = [

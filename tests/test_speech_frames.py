@@ -15,9 +15,9 @@ import pytest
 
 from helpers_embeddings import HOP, RF, SR, tiny_model, write_corpus
 from wordreps.embeddings.extract import add_extraction_args, run_extraction
-from wordreps.embeddings.registry import load_backend
+from wordreps.embeddings.families import load_backend
 from wordreps.embeddings.store import EmbeddingSet
-from wordreps.embeddings.tiny_speech import POS_CONV
+from wordreps.embeddings.tiny.speech import POS_CONV
 
 
 def _corpus(folder):

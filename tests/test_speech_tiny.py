@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from helpers_embeddings import REPO, script_env
-from wordreps.embeddings.speech_backends import conv_geometry, conv_output_lengths, s3prl_hub_names
-from wordreps.embeddings.tiny_speech import build_hf, build_s3prl
+from wordreps.embeddings.backends.speech import conv_geometry, conv_output_lengths
+from wordreps.embeddings.families import s3prl_hub_names
+from wordreps.embeddings.tiny.speech import build_hf, build_s3prl
 
 
 def _digest(path: Path) -> dict[str, str]:
@@ -40,14 +41,14 @@ def test_s3prl_names_found_without_importing_the_hub():
 
 
 def test_cli_builds_the_named_models(tmp_path):
-    proc = subprocess.run([sys.executable, "embeddings/tiny_speech.py", "--out", str(tmp_path), "--only",
+    proc = subprocess.run([sys.executable, "tools/make_tiny_speech.py", "--out", str(tmp_path), "--only",
                            "tiny-hubert", "tiny-s3prl-wav2vec2.pt"], cwd=REPO, env=script_env(),
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "tiny-hubert" / "config.json").is_file()
     assert (tmp_path / "tiny-hubert" / "preprocessor_config.json").is_file()
     assert (tmp_path / "tiny-s3prl-wav2vec2.pt").is_file()
-    bad = subprocess.run([sys.executable, "embeddings/tiny_speech.py", "--out", str(tmp_path), "--only", "nope"],
+    bad = subprocess.run([sys.executable, "tools/make_tiny_speech.py", "--out", str(tmp_path), "--only", "nope"],
                          cwd=REPO, env=script_env(), capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and "unknown tiny model" in bad.stderr
 

@@ -12,8 +12,8 @@ import pytest
 
 from helpers_text import UTTERANCES, all_words, error_lines, items, run_script, utterances, write_alignment_json
 from wordreps.common.errors import UserError
-from wordreps.embeddings.text_backends import load_glove_backend, load_vocab_vectors, read_vector_file
-from wordreps.embeddings.tiny_text import write_glove
+from wordreps.embeddings.backends.glove import load_glove_backend, load_vocab_vectors, read_vector_file
+from wordreps.embeddings.tiny.text import write_glove
 
 DIM = 50
 

@@ -9,9 +9,9 @@ import pytest
 from helpers_text import (UTTERANCES, error_lines, items, reference_vectors, run_script, tiny_bert,  # noqa: F401
                           tiny_roberta, utterance, utterances, write_alignment_json)
 from wordreps.common.errors import UserError
-from wordreps.embeddings.text_backends import (HFTextBackend, assign_windows, load_hf_text_backend,
+from wordreps.embeddings.backends.hf_text import (HFTextBackend, assign_windows, load_hf_text_backend,
                                                plan_windows)
-from wordreps.embeddings.tiny_text import minilm_path
+from wordreps.embeddings.tiny.text import minilm_path
 
 LONG_WORDS = ("the apostle of the middle classes mister quilter's manner is less interesting than his matter "
               "he tells us that at this festive season of the year with christmas and roast beef looming before "

@@ -1,12 +1,15 @@
-"""The tiny text models and GloVe file of embeddings/tiny_text.py (used by the tests and the demo)."""
+"""The tiny text models and GloVe file of tools/make_tiny_text.py (used by the tests and the demo)."""
 from __future__ import annotations
+
+import runpy
+from pathlib import Path
 
 import json
 
 import numpy as np
 
 from helpers_text import all_words, write_alignment_json
-from wordreps.embeddings.tiny_text import main, minilm_path, wordpiece_vocab
+from wordreps.embeddings.tiny.text import minilm_path, wordpiece_vocab
 
 
 def test_wordpiece_vocab_is_dense_and_keeps_every_other_word():
@@ -21,6 +24,7 @@ def test_cli_builds_loadable_models_from_an_alignment(tmp_path):
 
     alignment = write_alignment_json(tmp_path / "al.json")
     out = tmp_path / "models"
+    main = runpy.run_path(str(Path(__file__).resolve().parents[1] / "tools" / "make_tiny_text.py"))["main"]
     assert main(["--out", str(out), "--vocab_from", str(alignment), "--glove_oov_every", "5"]) == 0
     words = all_words()
     for name, model_type in (("tiny-bert", "bert"), ("tiny-roberta", "roberta")):

@@ -1,0 +1,234 @@
+"""Every layer of one model against every layer of another (or the same) model, under the measures of
+``measures.py``, with optional bootstrap confidence intervals and a permutation baseline, written as JSON, CSV
+and a heatmap (``plots.py``).
+
+Inputs are the assembled matrices ``<matrices_dir>/<slug>/layer_<i>.npy`` (rows = the keys file's word
+occurrences). Both models must have been assembled from the same keys file (same sha256), so that row i is
+the same occurrence on both sides.
+
+Resampling (all seeded from ``--seed`` through independent streams, so adding bootstraps does not change
+the permutations):
+- bootstrap: B resamples of the n rows with replacement, the same rows on both sides. The 95% interval is
+  one rule for every metric: point estimate + the 2.5th and 97.5th percentiles of (resampled value - the
+  value of the bootstrap world), where the bootstrap world's value is the plug-in CKA of the full sample
+  (the empirical distribution's CKA). For linear and RBF CKA the plug-in value is the point estimate itself,
+  so this is the plain percentile interval. For debiased CKA it is linear CKA: an unbiased estimator's
+  resamples centre on the plug-in value (resampled rows repeat), e.g. [0.034, 0.060] raw for a pair whose
+  debiased value is -0.001 and linear value 0.06 at n = 245; re-centred, [-0.018, 0.016].
+  Linear CKA is itself biased upwards by about sqrt(p q) / n for unrelated data, and resamples (with fewer
+  distinct rows) more so: at small n / large dims its interval can sit above the point estimate; that is
+  the estimator's bias showing, which debiased CKA removes.
+- permutation baseline: P shuffles of model 2's rows (pairing each occurrence with a random other one);
+  the mean and 95th percentile of the P values say what "no correspondence" looks like at this n and dims.
+- RBF CKA uses one seeded sample of ``rbf_sample`` rows (an n x n Gram matrix per layer); its bootstrap and
+  permutations resample that sample.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from wordreps.analysis import measures
+from wordreps.analysis.plots import heatmap
+from wordreps.common.atomic import write_json_atomic, write_text_atomic
+from wordreps.common.errors import UserError
+from wordreps.embeddings.matrices import ModelMatrices, open_model_matrices
+
+CSV_FIELDS = ["model1", "layer1", "model2", "layer2", "metric", "value", "ci_low", "ci_high", "perm_mean", "perm_p95"]
+
+
+@dataclass
+class PairResult:
+    metric: str
+    values: np.ndarray
+    ci_low: np.ndarray | None = None
+    ci_high: np.ndarray | None = None
+    perm_mean: np.ndarray | None = None
+    perm_p95: np.ndarray | None = None
+    rows_used: int = 0
+
+
+def _seeds(seed: int) -> tuple[np.random.Generator, np.random.Generator, int]:
+    bootstrap, permutation, rbf = np.random.SeedSequence(seed).spawn(3)
+    return (np.random.default_rng(bootstrap), np.random.default_rng(permutation),
+            int(rbf.generate_state(1)[0]))
+
+
+def load_pair(matrices_dir: str | Path, model1: str, layers1: Sequence[int], model2: str,
+              layers2: Sequence[int]) -> tuple[ModelMatrices, ModelMatrices, list[np.ndarray], list[np.ndarray]]:
+    """Both models' matrices, checked: layers present, same rows and keys, no NaN/Inf rows."""
+    m1 = open_model_matrices(matrices_dir, model1)
+    m2 = open_model_matrices(matrices_dir, model2)
+    m1.check_layers(layers1)
+    m2.check_layers(layers2)
+    if m1.num_rows != m2.num_rows:
+        raise UserError(f"{m1.folder} has {m1.num_rows} rows but {m2.folder} has {m2.num_rows}: they were assembled "
+                        "from different keys files; assemble both with the same --words_path")
+    if m1.keys_sha256 != m2.keys_sha256:
+        raise UserError(f"{m1.folder} and {m2.folder} were assembled from different keys files (sha256 "
+                        f"{m1.keys_sha256[:12]} vs {m2.keys_sha256[:12]}); assemble both with the same --words_path")
+    mats1 = [m1.load(i) for i in layers1]
+    if m1.folder.resolve() == m2.folder.resolve():
+        # one model with itself: reuse the layers already loaded (each load scans its file for NaN/Inf rows)
+        loaded = dict(zip(layers1, mats1))
+        mats2 = [loaded[j] if j in loaded else m2.load(j) for j in layers2]
+    else:
+        mats2 = [m2.load(j) for j in layers2]
+    return m1, m2, mats1, mats2
+
+
+def compute(mats1: list[np.ndarray], mats2: list[np.ndarray], metrics: Sequence[str], *, symmetric: bool,
+            bootstrap: int = 0, permutations: int = 0, seed: int = 0, rbf_sample: int = 5000, rbf_sigma: float = 0.8,
+            device="cpu", precision: str = "mixed", chunk_rows: int = 16384, progress: bool = False
+            ) -> dict[str, PairResult]:
+    """Point estimates, bootstrap percentiles and permutation baseline for every layer pair and metric."""
+    n = mats1[0].shape[0]
+    srcs1 = [(lambda a=a: a) for a in mats1]
+    srcs2 = [(lambda a=a: a) for a in mats2]
+    boot_rng, perm_rng, sample_seed = _seeds(seed)
+    samples = {"rbf_sample": rbf_sample}
+    groups = measures.groups(metrics)
+    steps = len(groups) * (1 + bootstrap + permutations) * len(mats1)
+    bar = _bar(steps, progress)
+    tick = (lambda: bar.update(1)) if bar is not None else None
+    common = dict(device=device, precision=precision, rbf_sigma=rbf_sigma, chunk_rows=chunk_rows, progress=tick)
+    results: dict[str, PairResult] = {}
+    for names in groups:
+        spec = measures.measure(names[0])
+        engine = spec.engine_function()
+        sample = None if spec.sample_option is None else sample_rows(n, samples[spec.sample_option], sample_seed)
+        base = np.arange(n) if sample is None else sample
+        point = engine(srcs1, srcs2, names, rows1=sample, rows2=sample, symmetric=symmetric, **common)
+        boots: dict[str, list[np.ndarray]] = {m: [] for m in names}
+        for _ in range(bootstrap):
+            idx = base[boot_rng.integers(0, len(base), len(base))]
+            res = engine(srcs1, srcs2, names, rows1=idx, rows2=idx, symmetric=symmetric, **common)
+            for m in names:
+                boots[m].append(res[m])
+        perms: dict[str, list[np.ndarray]] = {m: [] for m in names}
+        for _ in range(permutations):
+            shuffled = base[perm_rng.permutation(len(base))]
+            res = engine(srcs1, srcs2, names, rows1=sample, rows2=shuffled, symmetric=False, **common)
+            for m in names:
+                perms[m].append(res[m])
+        for m in names:
+            r = PairResult(metric=m, values=point[m], rows_used=len(base))
+            if bootstrap:
+                stack = np.stack(boots[m])
+                # re-centre on the point estimate: the bootstrap world's value is the plug-in one (module doc)
+                world = measures.measure(m).bootstrap_world
+                shift = point[m] - point[world] if world else 0.0
+                r.ci_low = np.nanpercentile(stack, 2.5, axis=0) + shift
+                r.ci_high = np.nanpercentile(stack, 97.5, axis=0) + shift
+            if permutations:
+                stack = np.stack(perms[m])
+                r.perm_mean = np.nanmean(stack, axis=0)
+                r.perm_p95 = np.nanpercentile(stack, 95, axis=0)
+            results[m] = r
+    if bar is not None:
+        bar.close()
+    return {m: results[m] for m in metrics if m in results}
+
+
+def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted seeded sample of ``min(n, size)`` distinct row indices (the rows of an n x n measure)."""
+    if size >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def _bar(total: int, progress: bool):
+    if not progress:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="layers compared", unit="layer", disable=None, leave=False, file=sys.stderr)
+
+
+def _nan_to_none(a: np.ndarray | None):
+    if a is None:
+        return None
+    return [[None if not math.isfinite(float(v)) else float(v) for v in row] for row in np.asarray(a)]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    v = float(v)
+    return "" if not math.isfinite(v) else format(v, ".10g")
+
+
+def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str | Path = "outputs/matrices",
+        out_dir: str | Path = "outputs/results/cka", metrics: Sequence[str] = ("linear",), bootstrap: int = 0,
+        permutations: int = 0, seed: int = 0, rbf_sample: int = 5000, rbf_sigma: float = 0.8,
+        device: str = "auto", precision: str = "mixed", chunk_rows: int = 16384, progress: bool = True
+        ) -> dict[str, dict[str, Path]]:
+    """The thesis comparison: layers 0..layer1 of model1 against 0..layer2 of model2; returns the files written."""
+    metrics = list(dict.fromkeys(metrics))
+    layers1 = list(range(layer1 + 1))
+    layers2 = list(range(layer2 + 1))
+    m1, m2, mats1, mats2 = load_pair(matrices_dir, model1, layers1, model2, layers2)
+    if m1.num_rows < 4:
+        raise UserError(f"{m1.folder} has {m1.num_rows} rows; CKA needs at least 4 word occurrences")
+    from wordreps.analysis.cka import resolve_device
+
+    torch_device = resolve_device(device)
+    symmetric = m1.folder.resolve() == m2.folder.resolve() and layers1 == layers2
+    results = compute(mats1, mats2, metrics, symmetric=symmetric, bootstrap=bootstrap, permutations=permutations,
+                      seed=seed, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma, device=torch_device,
+                      precision=precision, chunk_rows=chunk_rows, progress=progress)
+    folder = Path(out_dir) / f"{m1.slug}__vs__{m2.slug}"
+    settings = {"seed": seed, "bootstrap": bootstrap, "permutations": permutations, "rbf_sample": rbf_sample,
+                "rbf_sigma": rbf_sigma, "precision": precision, "device": str(torch_device),
+                "ci": "percentile bootstrap over rows, 2.5-97.5" if bootstrap else None,
+                "baseline": "model 2 rows permuted; mean and 95th percentile" if permutations else None}
+    written: dict[str, dict[str, Path]] = {}
+    for metric, res in results.items():
+        written[metric] = write_outputs(folder, metric, res, m1, m2, layers1, layers2, settings)
+    return written
+
+
+def write_outputs(folder: Path, metric: str, res: PairResult, m1: ModelMatrices, m2: ModelMatrices,
+                  layers1: list[int], layers2: list[int], settings: dict) -> dict[str, Path]:
+    import numpy
+    import torch
+
+    info = {
+        "format": "wordreps.cka", "version": 1, "metric": metric, "metric_name": measures.measure(metric).title,
+        # "name" is the matrices folder's slug (what plots, CSV and summaries show); "model" is the model's full
+        # name from matrices.json (a hub name, or for a local model its filesystem path)
+        "model1": {"name": m1.slug, "slug": m1.slug, "model": m1.name, "matrices": str(m1.folder),
+                   "layers": layers1, "dim": m1.dim},
+        "model2": {"name": m2.slug, "slug": m2.slug, "model": m2.name, "matrices": str(m2.folder),
+                   "layers": layers2, "dim": m2.dim},
+        "num_rows": m1.num_rows, "rows_used": res.rows_used, "keys_sha256": m1.keys_sha256,
+        "keys_path": m1.info.get("keys_path"), "settings": {**settings, "rbf_sample": res.rows_used
+                                                            if metric == "rbf" else None,
+                                                            "rbf_sigma": settings["rbf_sigma"] if metric == "rbf" else None},
+        "values": _nan_to_none(res.values), "ci_low": _nan_to_none(res.ci_low), "ci_high": _nan_to_none(res.ci_high),
+        "perm_mean": _nan_to_none(res.perm_mean), "perm_p95": _nan_to_none(res.perm_p95),
+        "versions": {"numpy": numpy.__version__, "torch": torch.__version__},
+    }
+    paths = {"json": folder / f"{metric}.json", "csv": folder / f"{metric}.csv", "png": folder / f"{metric}.png"}
+    write_json_atomic(paths["json"], info)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for a, i in enumerate(layers1):
+        for b, j in enumerate(layers2):
+            extra = [None if arr is None else arr[a, b] for arr in (res.ci_low, res.ci_high, res.perm_mean, res.perm_p95)]
+            writer.writerow([m1.slug, i, m2.slug, j, metric, _fmt(res.values[a, b]), *map(_fmt, extra)])
+    write_text_atomic(paths["csv"], buf.getvalue())
+    title = f"{m1.slug} vs {m2.slug}\n{measures.measure(metric).title}, n = {res.rows_used}"
+    heatmap(paths["png"], res.values, layers1, layers2, f"{m1.slug} layer", f"{m2.slug} layer", title,
+            measures.measure(metric).title)
+    return paths

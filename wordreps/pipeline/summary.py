@@ -1,0 +1,108 @@
+"""The one-page summary of a run: what ran, every measure's heatmaps and the ASIF retrieval table, in Markdown."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from wordreps.common.atomic import write_text_atomic
+
+
+def _rel(path: Path, start: Path) -> str:
+    return os.path.relpath(path, start).replace(os.sep, "/")
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_summary(cfg, records: list[dict], seconds: float) -> Path:
+    """Write ``<out_root>/summary.md`` from the files the run left; returns its path."""
+    root = Path(cfg.out_root)
+    out = root / "summary.md"
+    lines = ["# Layer-wise comparison: run summary", ""]
+    keys = _load(Path(cfg.keys_path))
+    if keys:
+        lines += [f"Shared word occurrences: **{len(keys['rows'])}** (`{cfg.keys_path}`), models: "
+                  + ", ".join(f"`{m}`" for m in keys["models"]) + ".", ""]
+    lines += ["## Models", "", "| folder | kind | model | layers | dim | words without a vector |", "|---|---|---|---|---|---|"]
+    for spec in cfg.models:
+        manifest = _load(cfg.embeddings_dir / spec.slug / "manifest.json")
+        if manifest is None:
+            lines.append(f"| {spec.slug} | {spec.kind} | `{spec.model}` | not run | | |")
+            continue
+        missing = _count_missing(cfg.embeddings_dir / spec.slug)
+        lines.append(f"| {spec.slug} | {spec.kind} | `{manifest['model']}` | {manifest['num_layers']} | "
+                     f"{manifest['dim']} | {missing} |")
+    from wordreps.analysis.measures import measure
+
+    titles = ", ".join(f"{measure(m).title} ({measure(m).reference})" for m in cfg.measures)
+    lines += ["", "## Every pair of layers", "",
+              f"{titles} on the shared occurrences; one heatmap per model pair and measure (rows: first model's "
+              "layers).", ""]
+    first = cfg.measures[0]
+    cka_root = cfg.results_dir / "cka"
+    for folder in sorted(p for p in cka_root.glob("*__vs__*") if p.is_dir()):
+        res = _load(folder / f"{first}.json")
+        if res is None:
+            continue
+        best = max((v, i, j) for i, row in enumerate(res["values"]) for j, v in enumerate(row) if v is not None)
+        lines += [f"### {res['model1']['name']} vs {res['model2']['name']}", "",
+                  f"n = {res['num_rows']}; highest {measure(first).title} {best[0]:.3f} at layers "
+                  f"({res['model1']['layers'][best[1]]}, {res['model2']['layers'][best[2]]}). "
+                  f"Files: `{_rel(folder, root)}/{{{','.join(cfg.measures)}}}.{{json,csv,png}}`", ""]
+        for metric in cfg.measures:
+            png = folder / f"{metric}.png"
+            if png.is_file():
+                lines.append(f"![{measure(metric).title}]({_rel(png, root)})")
+        lines.append("")
+    asif_root = cfg.results_dir / "asif"
+    rows = []
+    for folder in sorted(p for p in asif_root.glob("*") if p.is_dir()):
+        summ = _load(folder / "summary.json")
+        if summ is None:
+            continue
+        best = {}
+        for r in summ["results"]:
+            if r["direction"] not in best or r["top1"] > best[r["direction"]]["top1"]:
+                best[r["direction"]] = r
+        inputs = summ.get("inputs", {})
+        for direction, r in best.items():
+            rows.append(f"| {folder.name} | {_layer_of(inputs, 1)} / {_layer_of(inputs, 2)} | {direction} | "
+                        f"{r['k']} | {r['p']:g} | {r['top1']:.3f} | {r['top5']:.3f} | {r['mrr']:.3f} | "
+                        f"{r['chance_top1']:.3f} | {r['num_queries']} |")
+    if rows:
+        lines += ["## ASIF retrieval (Norelli et al., 2023)", "",
+                  f"Audio layer and text layer: the pair with the highest {measure(cfg.pair_measure).title}. Best (k, p) of the sweep per "
+                  "direction; accuracy by word identity; chance is the same ranking with random scores.", "",
+                  "| pair | layers (audio / text) | direction | k | p | top-1 | top-5 | MRR | chance top-1 | queries |",
+                  "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+        for folder in sorted(p for p in asif_root.glob("*") if (p / "accuracy_vs_k.png").is_file()):
+            lines.append(f"![ASIF {folder.name}]({_rel(folder / 'accuracy_vs_k.png', root)})")
+        lines.append("")
+    lines += ["## Steps", "", "| step | status | seconds | command |", "|---|---|---|---|"]
+    for rec in records:
+        lines.append(f"| {rec['name']} | {rec['status']} | {rec['seconds']:.1f} | `{rec['command']}` |")
+    lines += ["", f"Total wall time of this invocation: {seconds:.1f} s.", ""]
+    write_text_atomic(out, "\n".join(lines))
+    return out
+
+
+def _layer_of(inputs: dict, which: int) -> str:
+    path = str(inputs.get(f"path_layer{which}", inputs.get(f"path{which}", "")))
+    name = Path(path).stem
+    return name.replace("layer_", "") if name.startswith("layer_") else name or "?"
+
+
+def _count_missing(folder: Path) -> int:
+    from wordreps.common.errors import UserError
+    from wordreps.embeddings.store import EmbeddingSet
+
+    try:
+        emb = EmbeddingSet.open(folder)
+        return sum(len(emb.missing(u)) for u in emb.done_ids())
+    except UserError:
+        return 0
