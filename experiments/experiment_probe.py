@@ -8,17 +8,17 @@ Reads ``<matrices_dir>/<slug>/layer_<i>.npy`` (written by embeddings/matrix_embe
 they were assembled from (the word and utterance of each row), fits a softmax regression per layer on a
 seeded split by utterance (or speaker) and writes ``<out_dir>/<slug>/probe_<task>.{json,csv,png}``: accuracy,
 macro-F1, the majority-class and chance baselines per layer, and a line plot across layers. Logic:
-:mod:`wordreps.experiments.probe`.
+:mod:`wordreps.analysis.probe`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 
+from wordreps.analysis import probe
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import UserError, run_cli
 from wordreps.embeddings.matrices import open_model_matrices
-from wordreps.experiments import probe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = probe.open_keys_for(matrices, args.words_path)
     task = (probe.label_file_task(args.labels, keys, args.top_k) if args.labels
             else probe.word_identity_task(keys, args.top_k))
-    from wordreps.experiments.metrics import resolve_device
+    from wordreps.analysis.cka import resolve_device
 
     device = resolve_device(args.device) if args.implementation == "torch" else "cpu"
     bar = None

@@ -21,10 +21,10 @@ import scipy.spatial.distance as ssd
 import scipy.stats as sst
 from sklearn.cross_decomposition import CCA as SklearnCCA
 
-from wordreps.experiments import measures_cca as C
-from wordreps.experiments import measures_procrustes as P
-from wordreps.experiments import measures_rsa as R
-from wordreps.experiments.measures_common import SampleSizeWarning
+from wordreps.analysis import cca as C
+from wordreps.analysis import procrustes as P
+from wordreps.analysis import rsa as R
+from wordreps.analysis.pairs import SampleSizeWarning
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -287,7 +287,7 @@ def _layers(rng):
 
 REFERENCES = {"cca": C.cca, "svcca": C.svcca, "pwcca": C.pwcca, "procrustes": P.procrustes,
               "procrustes_distance": P.procrustes_distance, "rsa": lambda X, Y: R.rsa(X, Y, sample=100, seed=5)}
-ENGINES = [(C.all_pairs, C.NAMES, {}), (P.all_pairs, P.NAMES, {}), (R.all_pairs, R.NAMES, {"sample": 100, "seed": 5})]
+ENGINES = [(C.all_pairs, C.NAMES, {}), (P.all_pairs, P.NAMES, {}), (R.all_pairs, R.NAMES, {"rsa_sample": 100, "rsa_seed": 5})]
 
 
 @pytest.mark.parametrize("engine,names,options", ENGINES)

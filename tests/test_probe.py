@@ -13,7 +13,7 @@ from sklearn.metrics import f1_score
 from helpers_experiments import error_lines, files_under, run_script, write_matrix_folder
 from wordreps.common.errors import UserError
 from wordreps.embeddings.matrices import keys_text, load_keys
-from wordreps.experiments import probe
+from wordreps.analysis import probe
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SCRIPT = "experiments/experiment_probe.py"

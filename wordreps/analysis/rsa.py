@@ -10,11 +10,11 @@ and two representations are compared by the Spearman rank correlation of their R
 (s (s - 1) / 2 values; ties get average ranks, as in scipy.stats.spearmanr; values are compared at 1e-10 of
 their range, :func:`snap`, so that exact ties survive rounding).
 
-Columns are centred over the sample first (``center=True``, as for every measure here): otherwise the mean
+Columns are centred over the sample first (as for every measure here): otherwise the mean
 pattern shared by all rows (large in models with a few high-magnitude dimensions) dominates every correlation.
 The correlation distance is invariant to isotropic scaling and translation of either side, and to rotations
 that keep the all-ones direction (for example permutations of the features); a general rotation changes the
-row means it subtracts, so RSA, unlike CKA, CCA and Procrustes, is not rotation-invariant. ``rdm="euclidean"``
+row means it subtracts, so RSA, unlike CKA, CCA and Procrustes, is not rotation-invariant. ``kind="euclidean"``
 (Euclidean distance between rows) is rotation-invariant.
 
 An RDM costs O(s^2 p) and its ranks O(s^2 log s): each layer's ranks are computed once, and a pair is one dot
@@ -27,22 +27,24 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.experiments.measures_common import LayerTicker, as_device, check_names, layer_rows, paired_count
-from wordreps.experiments.metrics import LayerSource, center_columns, sample_rows
+from wordreps.analysis.cka import LayerSource, center_columns
+from wordreps.analysis.compare import sample_rows
+from wordreps.analysis.measures import OPTION_DEFAULTS
+from wordreps.analysis.pairs import LayerTicker, as_device, check_names, layer_rows, paired_count
 
 NAMES = ("rsa",)
-RSA_SAMPLE = 2000
+RSA_SAMPLE = int(OPTION_DEFAULTS["rsa_sample"])
 RDMS = ("correlation", "euclidean")
 
 
 # ---------------------------------------------------------------------------------------------- reference forms
 
-def rdm(X: np.ndarray, kind: str = "correlation", center: bool = True) -> np.ndarray:
+def rdm(X: np.ndarray, kind: str = "correlation") -> np.ndarray:
     """Condensed RDM (the upper triangle a < b, row by row, as scipy.spatial.distance.pdist orders it), float64.
 
     ``correlation``: 1 - Pearson correlation between rows (NaN for a constant row); ``euclidean``: ||x_a - x_b||.
     """
-    X = center_columns(X) if center else np.asarray(X, dtype=np.float64)
+    X = center_columns(X)
     upper = np.triu_indices(X.shape[0], k=1)
     if kind == "correlation":
         Z = X - X.mean(axis=1, keepdims=True)
@@ -94,15 +96,14 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(ra @ rb / denom) if denom > 0 else float("nan")
 
 
-def rsa(X: np.ndarray, Y: np.ndarray, sample: int = RSA_SAMPLE, seed: int = 0, kind: str = "correlation",
-        center: bool = True) -> float:
+def rsa(X: np.ndarray, Y: np.ndarray, sample: int = RSA_SAMPLE, seed: int = 0, kind: str = "correlation") -> float:
     """Spearman correlation of the RDMs of the same seeded sample of rows (Kriegeskorte et al. 2008)."""
     if X.shape[0] != Y.shape[0]:
         raise ValueError(f"X has {X.shape[0]} rows and Y has {Y.shape[0]}: RSA needs the same rows")
     rows = sample_rows(X.shape[0], sample, seed)
     if rows.size < 3:
         return float("nan")
-    a, b = rdm(X[rows], kind, center), rdm(Y[rows], kind, center)
+    a, b = rdm(X[rows], kind), rdm(Y[rows], kind)
     if np.isnan(a).any() or np.isnan(b).any():
         return float("nan")   # a constant row: its correlations are undefined
     return spearman(snap(a), snap(b))
@@ -110,11 +111,10 @@ def rsa(X: np.ndarray, Y: np.ndarray, sample: int = RSA_SAMPLE, seed: int = 0, k
 
 # ---------------------------------------------------------------------------------------------- all pairs
 
-def _standard_ranks(X: np.ndarray, device: torch.device, kind: str, center: bool) -> torch.Tensor | None:
+def _standard_ranks(X: np.ndarray, device: torch.device, kind: str) -> torch.Tensor | None:
     """The RDM's upper triangle as average ranks, centred and scaled to unit norm (float64); None if undefined."""
     Xt = torch.from_numpy(np.asarray(X, dtype=np.float64)).to(device)
-    if center:
-        Xt = Xt - Xt.mean(dim=0, keepdim=True)
+    Xt = Xt - Xt.mean(dim=0, keepdim=True)
     s = Xt.shape[0]
     upper = torch.triu_indices(s, s, offset=1, device=device)
     if kind == "correlation":
@@ -145,21 +145,21 @@ def _standard_ranks(X: np.ndarray, device: torch.device, kind: str, center: bool
 def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], names: Sequence[str] = NAMES, *,
               rows1: np.ndarray | None = None, rows2: np.ndarray | None = None, symmetric: bool = False,
               device: torch.device | str = "cpu", precision: str = "mixed", chunk_rows: int = 16384,
-              progress: Callable[[], None] | None = None, sample: int = RSA_SAMPLE, seed: int = 0,
-              rdm_kind: str = "correlation", center: bool = True) -> dict[str, np.ndarray]:
+              progress: Callable[[], None] | None = None, rsa_sample: int = RSA_SAMPLE, rsa_seed: int = 0,
+              rsa_rdm: str = "correlation") -> dict[str, np.ndarray]:
     """RSA for every pair (i, j) on one seeded sample of the paired rows: {"rsa": (L1, L2)}.
 
-    The sample is ``sample`` positions of the n paired rows (:func:`metrics.sample_rows` with ``seed``), so
+    The sample is ``rsa_sample`` positions of the n paired rows (:func:`compare.sample_rows` with ``rsa_seed``), so
     row ``rows1[k]`` of model 1 stays paired with row ``rows2[k]`` of model 2 for every sampled k (a bootstrap
     or a permutation baseline keeps its meaning). Each layer's standardised RDM ranks are computed once;
     model 2's stay resident, and a pair is one dot product. ``precision`` and ``chunk_rows`` are ignored.
     """
     check_names(names, NAMES, "measures_rsa")
-    if rdm_kind not in RDMS:
-        raise ValueError(f"rdm kind must be one of {RDMS}, got {rdm_kind!r}")
+    if rsa_rdm not in RDMS:
+        raise ValueError(f"rdm kind must be one of {RDMS}, got {rsa_rdm!r}")
     device = as_device(device)
     n = paired_count(layers1, layers2, rows1, rows2)
-    positions = sample_rows(n, sample, seed)
+    positions = sample_rows(n, rsa_sample, rsa_seed)
     idx1 = positions if rows1 is None else np.asarray(rows1)[positions]
     idx2 = positions if rows2 is None else np.asarray(rows2)[positions]
     L1, L2 = len(layers1), len(layers2)
@@ -168,7 +168,7 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
         return {"rsa": out}
 
     def ranks(src: LayerSource, idx: np.ndarray) -> torch.Tensor | None:
-        return _standard_ranks(layer_rows(src, idx), device, rdm_kind, center)
+        return _standard_ranks(layer_rows(src, idx), device, rsa_rdm)
 
     resident = [ranks(src, idx2) for src in layers2]
     ok2 = [j for j, r in enumerate(resident) if r is not None]

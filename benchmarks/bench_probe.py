@@ -1,7 +1,7 @@
 """Benchmark: the linear probe's classifier, torch L-BFGS against scikit-learn, on synthetic word-like data.
 
-    python3 experiments/bench_probe.py                                  # 10000 rows, 1024 dims, 500 classes
-    python3 experiments/bench_probe.py --rows 10000 40000 --implementations torch --device cuda
+    python3 benchmarks/bench_probe.py                                  # 10000 rows, 1024 dims, 500 classes
+    python3 benchmarks/bench_probe.py --rows 10000 40000 --implementations torch --device cuda
 
 One layer's fit per (rows, implementation): rows drawn from K classes with Zipf frequencies (as words are),
 each class a random mean plus noise, split 80/20; prints the fit's seconds, iterations and test accuracy, and
@@ -16,7 +16,7 @@ import numpy as np
 
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import run_cli
-from wordreps.experiments import probe
+from wordreps.analysis import probe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def synthetic(n: int, d: int, k: int, noise: float, seed: int) -> tuple[np.ndarr
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from wordreps.experiments.metrics import resolve_device
+    from wordreps.analysis.cka import resolve_device
     import torch
 
     device = resolve_device(args.device)

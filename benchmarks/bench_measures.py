@@ -1,34 +1,38 @@
 """Benchmark: every layer-comparison measure for every layer pair of two models, beside linear CKA, on random data.
 
-    python3 experiments/bench_measures.py                      # 25 x 13 pairs, dims 1024 and 768, n = 54000
-    python3 experiments/bench_measures.py --rows 13500 --measures linear cca procrustes --check
+    python3 benchmarks/bench_measures.py                      # 25 x 13 pairs, dims 1024 and 768, n = 54000
+    python3 benchmarks/bench_measures.py --rows 13500 --measures linear cca procrustes --check
 
 Times, for each (rows, dims), one all-pairs call per engine: linear CKA
-(:func:`wordreps.experiments.metrics.all_pairs`; debiased CKA comes from the same products), the CCA family
-(:mod:`wordreps.experiments.measures_cca`: cca, svcca and pwcca together, or the ones named), Procrustes
-(:mod:`wordreps.experiments.measures_procrustes`) and sampled RSA (:mod:`wordreps.experiments.measures_rsa`),
+(:func:`wordreps.analysis.cka.all_pairs`; debiased CKA comes from the same products), the CCA family
+(:mod:`wordreps.analysis.cca`: cca, svcca and pwcca together, or the ones named), Procrustes
+(:mod:`wordreps.analysis.procrustes`) and sampled RSA (:mod:`wordreps.analysis.rsa`),
 and prints seconds and the ratio to linear CKA. ``--check`` compares the first 2 x 2 pairs of each with the
 float64 reference forms (at most 6000 rows of them, the references being O(n p^2) numpy). The data are random
 (the time does not depend on the values); to keep memory low, layers are views of three random matrices per
-model, as in experiments/bench_cka.py.
+model, as in benchmarks/bench_cka.py.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import time
 import warnings
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 import torch
 
+from wordreps.analysis import cca, cka, procrustes, rsa
+from wordreps.analysis.cka import resolve_device
+from wordreps.analysis.pairs import SampleSizeWarning
 from wordreps.common.cli import int_range
 from wordreps.common.errors import UserError, run_cli
-from wordreps.experiments import measures_cca, measures_procrustes, measures_rsa, metrics
-from wordreps.experiments.bench_cka import _dims
-from wordreps.experiments.measures_common import SampleSizeWarning
-from wordreps.experiments.metrics import resolve_device
+
+# the D1:D2 argparse type, shared with bench_cka.py (benchmarks/ is a folder of scripts, not a package)
+_dims = runpy.run_path(str(Path(__file__).with_name("bench_cka.py")))["_dims"]
 
 MEASURES = ("linear", "cca", "svcca", "pwcca", "procrustes", "rsa")
 
@@ -42,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layers2", type=int_range(1, 1000), default=13, help="default: %(default)s")
     parser.add_argument("--measures", nargs="+", choices=MEASURES, default=list(MEASURES),
                         help="default: all; cca, svcca and pwcca named together are timed as one call")
-    parser.add_argument("--rsa_sample", type=int_range(3, 100000), default=measures_rsa.RSA_SAMPLE,
+    parser.add_argument("--rsa_sample", type=int_range(3, 100000), default=rsa.RSA_SAMPLE,
                         help="rows sampled for RSA (default: %(default)s)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--precision", choices=["mixed", "float64"], default="mixed")
@@ -66,25 +70,25 @@ def _engines(measures: list[str], rsa_sample: int) -> list[tuple[str, callable, 
     """(label, engine, names, options) per timed call, linear CKA first."""
     calls = []
     if "linear" in measures:
-        calls.append(("linear CKA", metrics.all_pairs, ["linear"], {}))
-    family = [m for m in measures_cca.NAMES if m in measures]
+        calls.append(("linear CKA", cka.all_pairs, ["linear"], {}))
+    family = [m for m in cca.NAMES if m in measures]
     if family:
-        calls.append(("/".join(family), measures_cca.all_pairs, family, {}))
+        calls.append(("/".join(family), cca.all_pairs, family, {}))
     if "procrustes" in measures:
-        calls.append(("procrustes", measures_procrustes.all_pairs, ["procrustes"], {}))
+        calls.append(("procrustes", procrustes.all_pairs, ["procrustes"], {}))
     if "rsa" in measures:
-        calls.append((f"rsa (s = {rsa_sample})", measures_rsa.all_pairs, ["rsa"], {"sample": rsa_sample}))
+        calls.append((f"rsa (s = {rsa_sample})", rsa.all_pairs, ["rsa"], {"rsa_sample": rsa_sample}))
     return calls
 
 
 def _reference(name: str, X: np.ndarray, Y: np.ndarray, rsa_sample: int) -> float:
     if name == "linear":
-        return metrics.linear_cka(X, Y)
-    if name in measures_cca.NAMES:
-        return getattr(measures_cca, name)(X, Y)
+        return cka.linear_cka(X, Y)
+    if name in cca.NAMES:
+        return getattr(cca, name)(X, Y)
     if name == "procrustes":
-        return measures_procrustes.procrustes(X, Y)
-    return measures_rsa.rsa(X, Y, sample=rsa_sample)
+        return procrustes.procrustes(X, Y)
+    return rsa.rsa(X, Y, sample=rsa_sample)
 
 
 def bench_one(n: int, d1: int, d2: int, args, device: torch.device) -> Iterator[dict]:

@@ -1,20 +1,20 @@
 """Plumbing shared by the all-pairs engines of the CCA family, Procrustes and RSA.
 
-Every engine has the signature of :func:`wordreps.experiments.metrics.all_pairs` minus its CKA-only options::
+Every engine has the signature of :func:`wordreps.analysis.cka.all_pairs` minus its CKA-only options::
 
     engine(layers1, layers2, names, *, rows1=None, rows2=None, symmetric=False, device="cpu",
            precision="mixed", chunk_rows=16384, progress=None, **options) -> {name: (L1, L2) float64 array}
 
-A layer is a zero-argument callable returning an (n, d) float32 array (a memory map is fine); ``rows1`` and
+(the signature the measure table, :mod:`wordreps.analysis.measures`, expects). A layer is a zero-argument callable returning an (n, d) float32 array (a memory map is fine); ``rows1`` and
 ``rows2`` select and pair rows (row ``rows1[k]`` of every layer of model 1 is paired with row ``rows2[k]`` of
 model 2: a bootstrap passes the same resample twice, a permutation baseline a shuffled ``rows2``).
 ``symmetric``: both sides are the same layers and rows (a within-model map).
 
-:func:`stream_cross_products` is the product loop the CKA engine uses (:func:`metrics._linear_family`), made
+:func:`stream_cross_products` is the product loop the CKA engine uses (:func:`cka._linear_family`), made
 generic: each layer is prepared once (centred, or whitened, ...) into an (n, w) matrix; the side with fewer
 columns in all stays resident side by side in one (n, sum w) matrix, the other side's layers are streamed one
 at a time, and each streamed layer needs one long product against the resident matrix (float32 products on
-row chunks summed in float64 with ``precision="mixed"``, see :func:`metrics.cross_products`).
+row chunks summed in float64 with ``precision="mixed"``, see :func:`cka.cross_products`).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.experiments.metrics import PRECISIONS, LayerSource, _as_rows, cross_products
+from wordreps.analysis.cka import PRECISIONS, LayerSource, _as_rows, cross_products
 
 # one prepared layer: the (n, w) matrix whose products are taken, and whatever per-layer facts the measure needs
 Prepare = Callable[[np.ndarray, "torch.Tensor | None"], tuple[torch.Tensor, Any]]
@@ -60,7 +60,7 @@ def layer_width(source: LayerSource) -> int:
 
 
 def layer_rows(source: LayerSource, rows: np.ndarray | None) -> np.ndarray:
-    """The layer's (selected) rows; see :func:`metrics._as_rows`."""
+    """The layer's (selected) rows; see :func:`cka._as_rows`."""
     return _as_rows(source, rows)
 
 

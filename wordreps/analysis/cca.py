@@ -44,13 +44,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.experiments.measures_common import (SampleSizeWarning, as_device, check_names, paired_count,
-                                                  storage_dtype, stream_cross_products)
-from wordreps.experiments.metrics import LayerSource, _center_torch, center_columns, cross_products
+from wordreps.analysis.cka import LayerSource, _center_torch, center_columns, cross_products
+from wordreps.analysis.measures import OPTION_DEFAULTS
+from wordreps.analysis.pairs import (SampleSizeWarning, as_device, check_names, paired_count, storage_dtype,
+                                     stream_cross_products)
 
 NAMES = ("cca", "svcca", "pwcca")
-RANK_TOL = 1e-5
-SVCCA_VARIANCE = 0.99
+RANK_TOL = float(OPTION_DEFAULTS["cca_rank_tol"])
+SVCCA_VARIANCE = float(OPTION_DEFAULTS["svcca_variance"])
 SAMPLE_RATIO = 10
 
 
@@ -219,7 +220,7 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
               rows1: np.ndarray | None = None, rows2: np.ndarray | None = None, symmetric: bool = False,
               device: torch.device | str = "cpu", precision: str = "mixed", chunk_rows: int = 16384,
               progress: Callable[[], None] | None = None, svcca_variance: float = SVCCA_VARIANCE,
-              rank_tol: float = RANK_TOL) -> dict[str, np.ndarray]:
+              cca_rank_tol: float = RANK_TOL) -> dict[str, np.ndarray]:
     """cca, svcca and/or pwcca for every pair (i, j): {name: (L1, L2)}; pwcca's weights from model 1's side.
 
     Per layer, once: centring (float64 mean) and an orthonormal basis U in singular-value order
@@ -241,7 +242,7 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
     flagged: dict[str, list[tuple[int, int, int, int, int, int, bool]]] = {"full": [], "svcca": []}
 
     def prepare(X: np.ndarray, dest: torch.Tensor | None):
-        return _prepare_basis(X, dest, device=device, dtype=dtype, chunk_rows=chunk_rows, rank_tol=rank_tol,
+        return _prepare_basis(X, dest, device=device, dtype=dtype, chunk_rows=chunk_rows, rank_tol=cca_rank_tol,
                               variance=variance, want_xtu="pwcca" in names)
 
     def degenerate(kind: str, i: int, j: int, b1: _Basis, b2: _Basis, r1: int, r2: int) -> bool:

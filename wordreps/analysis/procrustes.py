@@ -12,7 +12,7 @@ the orthogonal Procrustes distance d = 2 - 2 ||X^T Y||_*; the similarity ||X^T Y
 
 Invariant to rotations and isotropic scaling of either side and to translations; not to other invertible
 linear maps (unlike CCA). The all-pairs engine reuses the CKA engine's centring and X^T Y products
-(:mod:`wordreps.experiments.metrics`): per pair it adds one r x q SVD.
+(:mod:`wordreps.analysis.cka`): per pair it adds one r x q SVD.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.experiments.measures_common import as_device, check_names, storage_dtype, stream_cross_products
-from wordreps.experiments.metrics import LayerSource, _LinearStats, _prepare_linear, center_columns
+from wordreps.analysis.cka import LayerSource, _LinearStats, _prepare_linear, center_columns
+from wordreps.analysis.pairs import as_device, check_names, storage_dtype, stream_cross_products
 
 NAMES = ("procrustes", "procrustes_distance")
 
