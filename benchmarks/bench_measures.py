@@ -99,7 +99,7 @@ def bench_one(n: int, d1: int, d2: int, args, device: torch.device) -> Iterator[
     for label, engine, names, options in _engines(args.measures, args.rsa_sample):
         if device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SampleSizeWarning)
             res = engine(src1, src2, names, device=device, precision=args.precision, chunk_rows=args.chunk_rows,
@@ -107,7 +107,8 @@ def bench_one(n: int, d1: int, d2: int, args, device: torch.device) -> Iterator[
         if device.type == "cuda":
             torch.cuda.synchronize()
         row = {"label": label, "rows": n, "d1": d1, "d2": d2, "pairs": args.layers1 * args.layers2,
-               "seconds": time.perf_counter() - start, "warnings": len(caught)}
+               "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+               "warnings": len(caught)}
         if args.check:
             row["max_abs_diff"] = _check(engine, names, options, res, base1, base2, n, args, device)
         yield row
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"device: {name}; precision {args.precision}; layers {args.layers1} x {args.layers2}; load average {load}")
-    header = f"{'measure':<20} {'rows':>7} {'d1':>5} {'d2':>5} {'pairs':>6} {'seconds':>9} {'x CKA':>7} {'load':>5}"
+    header = (f"{'measure':<20} {'rows':>7} {'d1':>5} {'d2':>5} {'pairs':>6} {'seconds':>9} {'x CKA':>7} "
+              f"{'CPU s':>8} {'x CKA':>7} {'load':>5}")
     if args.check:
         header += f" {'|engine-ref|':>13}"
     print(header)
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             cka = None
             try:
                 for r in bench_one(n, d1, d2, args, device):
-                    cka = r["seconds"] if r["label"] == "linear CKA" else cka
+                    cka = r if r["label"] == "linear CKA" else cka
                     _print_row(r, cka, args.check)
             except (MemoryError, torch.cuda.OutOfMemoryError) as err:
                 raise UserError(f"out of memory at n = {n}, dims {d1}:{d2} ({err}); try fewer --rows") from err
@@ -155,10 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_row(r: dict, cka: float | None, check: bool) -> None:
-    ratio = f"{r['seconds'] / cka:>7.2f}" if cka else f"{'':>7}"
+def _print_row(r: dict, cka: dict | None, check: bool) -> None:
+    """One table row; the CPU seconds (all threads) are the steadier figure when other processes share the cores."""
+    ratio = f"{r['seconds'] / cka['seconds']:>7.2f}" if cka else f"{'':>7}"
+    cpu_ratio = f"{r['cpu_seconds'] / cka['cpu_seconds']:>7.2f}" if cka else f"{'':>7}"
     line = (f"{r['label']:<20} {r['rows']:>7} {r['d1']:>5} {r['d2']:>5} {r['pairs']:>6} {r['seconds']:>9.2f} "
-            f"{ratio} {os.getloadavg()[0]:>5.1f}")
+            f"{ratio} {r['cpu_seconds']:>8.1f} {cpu_ratio} {os.getloadavg()[0]:>5.1f}")
     if check:
         line += f" {r['max_abs_diff']:>13.1e}"
     if r["warnings"]:

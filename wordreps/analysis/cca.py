@@ -46,8 +46,8 @@ import torch
 
 from wordreps.analysis.cka import LayerSource, _center_torch, center_columns, cross_products
 from wordreps.analysis.measures import OPTION_DEFAULTS
-from wordreps.analysis.pairs import (SampleSizeWarning, as_device, check_names, paired_count, storage_dtype,
-                                     stream_cross_products)
+from wordreps.analysis.pairs import (SampleSizeWarning, as_device, check_names, one_thread, paired_count,
+                                     singular_values, storage_dtype, stream_cross_products)
 
 NAMES = ("cca", "svcca", "pwcca")
 RANK_TOL = float(OPTION_DEFAULTS["cca_rank_tol"])
@@ -193,7 +193,8 @@ def _prepare_basis(X: np.ndarray, out: torch.Tensor | None, *, device: torch.dev
     for s in range(0, n, chunk_rows):
         part = Xc[s:s + chunk_rows].double()
         gram += part.T @ part
-    lam, V = torch.linalg.eigh(gram)
+    with one_thread(device):
+        lam, V = torch.linalg.eigh(gram)
     lam, V = lam.flip(0).clamp_min(0.0), V.flip(1)
     sv = lam.sqrt()
     sv_np = sv.cpu().numpy()
@@ -207,7 +208,9 @@ def _prepare_basis(X: np.ndarray, out: torch.Tensor | None, *, device: torch.dev
     xtu = V[:, :r] * sv[:r] if want_xtu else None     # X^T U = V S for the exact SVD
     kappa = float(sv[0] / sv[r - 1])
     if torch.finfo(torch.float64).eps * kappa ** 2 * d > torch.finfo(dtype).eps:
-        lam2, V2 = torch.linalg.eigh(cross_products(U, U, chunk_rows))
+        second = cross_products(U, U, chunk_rows)
+        with one_thread(device):
+            lam2, V2 = torch.linalg.eigh(second)
         T = (V2 / lam2.sqrt()) @ V2.T
         for s in range(0, n, chunk_rows):
             out[s:s + chunk_rows, :r] = (out[s:s + chunk_rows, :r].double() @ T).to(dtype)
@@ -227,10 +230,11 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
     (:func:`_prepare_basis`), stored as float32 (``precision="mixed"``) or float64. Per pair: the product
     U_i^T U_j (float32 products on row chunks summed in float64: the CKA engine's loop, same cost as one
     linear CKA pair, and accurate to ~1e-7 whatever the conditioning, since U is orthonormal), then one SVD of
-    that r_i x r_j matrix (singular vectors only for pwcca) and one of its top-left k_i x k_j block (svcca).
+    that r_i x r_j matrix for pwcca (its singular vectors give the weights) or the eigenvalues of its smaller
+    Gram matrix for cca alone, and the eigenvalues of its top-left k_i x k_j block's for svcca.
     Pairs with too few rows for their ranks raise one :class:`SampleSizeWarning` per measure (module doc).
     """
-    names = check_names(names, NAMES, "measures_cca")
+    names = check_names(names, NAMES, "wordreps.analysis.cca")
     variance = float(svcca_variance)
     svcca_dims(np.ones(1), variance)  # checks the fraction before any work
     device = as_device(device)
@@ -256,19 +260,20 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
         m = min(b1.rank, b2.rank)
         if full and m > 0 and not degenerate("full", i, j, b1, b2, b1.rank, b2.rank):
             if "pwcca" in names:
-                A, rho, Bh = torch.linalg.svd(M, full_matrices=False)
+                with one_thread(M.device):
+                    A, rho, Bh = torch.linalg.svd(M, full_matrices=False)
                 rho = rho.clamp(0.0, 1.0)
                 out["pwcca"][i, j] = _weighted(b1.xtu @ A, rho)
                 if both:
                     out["pwcca"][j, i] = _weighted(b2.xtu @ Bh.T, rho)
             else:
-                rho = torch.linalg.svdvals(M).clamp(0.0, 1.0)
+                rho = singular_values(M).clamp(0.0, 1.0)
             if "cca" in names:
                 out["cca"][i, j] = float(rho[:m].mean())
                 if both:
                     out["cca"][j, i] = out["cca"][i, j]
         if "svcca" in names and min(b1.k, b2.k) > 0 and not degenerate("svcca", i, j, b1, b2, b1.k, b2.k):
-            out["svcca"][i, j] = float(torch.linalg.svdvals(M[:b1.k, :b2.k]).clamp(0.0, 1.0).mean())
+            out["svcca"][i, j] = float(singular_values(M[:b1.k, :b2.k]).clamp(0.0, 1.0).mean())
             if both:
                 out["svcca"][j, i] = out["svcca"][i, j]
 

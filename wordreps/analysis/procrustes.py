@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from wordreps.analysis.cka import LayerSource, _LinearStats, _prepare_linear, center_columns
-from wordreps.analysis.pairs import as_device, check_names, storage_dtype, stream_cross_products
+from wordreps.analysis.pairs import as_device, check_names, one_thread, storage_dtype, stream_cross_products
 
 NAMES = ("procrustes", "procrustes_distance")
 
@@ -61,7 +61,7 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
     pair: X_i^T Y_j (float32 products on row chunks summed in float64, or float64 throughout), then the sum of
     its singular values divided by ||X_i||_F ||Y_j||_F.
     """
-    names = check_names(names, NAMES, "measures_procrustes")
+    names = check_names(names, NAMES, "wordreps.analysis.procrustes")
     device = as_device(device)
     dtype = storage_dtype(precision)
     L1, L2 = len(layers1), len(layers2)
@@ -74,7 +74,9 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
     def on_pair(i: int, j: int, C: torch.Tensor, s1: _LinearStats, s2: _LinearStats) -> None:
         denom = s1.sum_r * s2.sum_r
         if denom > 0:
-            sim[i, j] = float(torch.linalg.svdvals(C).sum()) / np.sqrt(denom)
+            with one_thread(C.device):   # the exact singular values: a nuclear norm sums the small ones too
+                nuclear = float(torch.linalg.svdvals(C).sum())
+            sim[i, j] = nuclear / np.sqrt(denom)
             if symmetric:
                 sim[j, i] = sim[i, j]
 

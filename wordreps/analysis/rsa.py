@@ -154,7 +154,7 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
     or a permutation baseline keeps its meaning). Each layer's standardised RDM ranks are computed once;
     model 2's stay resident, and a pair is one dot product. ``precision`` and ``chunk_rows`` are ignored.
     """
-    check_names(names, NAMES, "measures_rsa")
+    check_names(names, NAMES, "wordreps.analysis.rsa")
     if rsa_rdm not in RDMS:
         raise ValueError(f"rdm kind must be one of {RDMS}, got {rsa_rdm!r}")
     device = as_device(device)
