@@ -26,7 +26,7 @@ def _align(model: str, audio_root, out) -> object:
 def _extract(monkeypatch, model: str, path, out_dir) -> tuple[dict, dict]:
     main = runpy.run_path(str(REPO / "embeddings" / "audio_embeddings.py"))["main"]
     monkeypatch.setattr(sys, "argv", ["audio_embeddings.py", "--model", str(model), "--path", str(path),
-                                      "--device", "cpu", "--out_dir", str(out_dir), "--name", "m",
+                                      "--device", "cpu", "--precision", "float32", "--out_dir", str(out_dir), "--name", "m",
                                       "--dtype", "float32", "--no_progress"])
     assert main() == 0
     return read_outputs(out_dir / "m")

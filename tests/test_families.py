@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import io
 import json
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -115,5 +116,8 @@ def test_every_row_names_a_real_script_loader_and_flag(fam):
     assert fam.kind in KINDS and fam.modality in ("text", "audio")
     module, _, function = fam.loader.partition(":")
     assert callable(getattr(importlib.import_module(module), function))
-    assert fam.model_flag in _help(fam.script)
+    help_text = _help(fam.script)
+    assert fam.model_flag in help_text
+    takes_precision = re.search(r"^\s*--precision\b", help_text, flags=re.M) is not None
+    assert takes_precision == fam.takes_precision
     assert (fam.geometry is None) == (fam.modality == "text")

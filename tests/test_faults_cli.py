@@ -46,6 +46,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
     "benchmarks/bench_extract.py": [
         ("--hours", "0", "(0.0, 100.0]"), ("--batch_seconds", "nan", "(0.0, 1000000.0]"),
         ("--seed", "2147483648", "[0, 2147483647]"), ("--thesis_limit", "0", ">= 1"),
+        ("--batch_tokens", "0", "[1, 100000000]"), ("--trials", "0", "[1, 100]"),
     ],
     "tools/make_tiny_ast.py": [("--max_length", "15", "[16, 4096]"), ("--seed", "-1", "[0, 2147483647]")],
     "tools/make_tiny_speech.py": [("--seed", "-1", "[0, 2147483647]")],
@@ -66,6 +67,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--layers2", "1001", "[1, 1000]"), ("--chunk_rows", "63", "[64, 10000000]"),
         ("--seed", "-1", "[0, 4294967295]"),
     ],
+    "benchmarks/bench_easyaudio.py": [("--seconds", "0.1", "[0.5, 60.0]")],
     "benchmarks/bench_pipeline.py": [
         ("--repeat", "0", "[1, 10000]"), ("--trials", "101", "[1, 100]"), ("--threads", "0", "[1, 1024]"),
         ("--batch_seconds", "inf", "(0.0, 1000000.0]"), ("--scaling_factors", "0", "[1, 10000]"),

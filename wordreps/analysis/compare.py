@@ -228,7 +228,7 @@ def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str
     m1, m2, mats1, mats2 = load_pair(matrices_dir, model1, layers1, model2, layers2)
     if m1.num_rows < 4:
         raise UserError(f"{m1.folder} has {m1.num_rows} rows; CKA needs at least 4 word occurrences")
-    from wordreps.analysis.cka import resolve_device
+    from wordreps.common.devices import resolve_device
 
     torch_device = resolve_device(device)
     symmetric = m1.folder.resolve() == m2.folder.resolve() and layers1 == layers2
