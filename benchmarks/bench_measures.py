@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from wordreps.analysis import cca, cka, procrustes, rsa
-from wordreps.analysis.cka import resolve_device
 from wordreps.analysis.pairs import SampleSizeWarning
 from wordreps.common.cli import int_range
+from wordreps.common.devices import DEVICE_HELP, device_arg, resolve_device
 from wordreps.common.errors import UserError, run_cli
 
 # the D1:D2 argparse type, shared with bench_cka.py (benchmarks/ is a folder of scripts, not a package)
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default: all; cca, svcca and pwcca named together are timed as one call")
     parser.add_argument("--rsa_sample", type=int_range(3, 100000), default=rsa.RSA_SAMPLE,
                         help="rows sampled for RSA (default: %(default)s)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
     parser.add_argument("--precision", choices=["mixed", "float64"], default="mixed")
     parser.add_argument("--chunk_rows", type=int_range(64, 10**7), default=16384)
     parser.add_argument("--check", action="store_true", help="compare 2 x 2 pairs with the float64 reference forms")

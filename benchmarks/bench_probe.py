@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from wordreps.common.cli import float_range, int_range
+from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import run_cli
 from wordreps.analysis import probe
 
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_iter", type=int_range(1, 100000), default=probe.MAX_ITER)
     parser.add_argument("--l2", type=float_range(0, None), default=probe.L2)
     parser.add_argument("--noise", type=float_range(0, None), default=3.0, help="noise scale against unit class means")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
     parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
     return parser
 
@@ -46,7 +47,7 @@ def synthetic(n: int, d: int, k: int, noise: float, seed: int) -> tuple[np.ndarr
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from wordreps.analysis.cka import resolve_device
+    from wordreps.common.devices import resolve_device
     import torch
 
     device = resolve_device(args.device)

@@ -17,6 +17,7 @@ import sys
 
 from wordreps.analysis import probe
 from wordreps.common.cli import float_range, int_range
+from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import UserError, run_cli
 from wordreps.embeddings.matrices import open_model_matrices
 
@@ -42,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="L-BFGS iterations per layer at most (default: %(default)s)")
     parser.add_argument("--implementation", choices=sorted(probe.IMPLEMENTATIONS), default="torch",
                         help="torch (float32 L-BFGS, GPU when present) or sklearn (float64 lbfgs) (default: torch)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="where the torch probe runs (default: auto = cuda if available)")
+    parser.add_argument("--device", type=device_arg, default="auto",
+                        help="where the torch probe runs: " + DEVICE_HELP)
     parser.add_argument("--words_path", default=None,
                         help="the keys file the matrices were assembled from (default: the one matrices.json names)")
     parser.add_argument("--matrices_dir", default="outputs/matrices", help="default: %(default)s")
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = probe.open_keys_for(matrices, args.words_path)
     task = (probe.label_file_task(args.labels, keys, args.top_k) if args.labels
             else probe.word_identity_task(keys, args.top_k))
-    from wordreps.analysis.cka import resolve_device
+    from wordreps.common.devices import resolve_device
 
     device = resolve_device(args.device) if args.implementation == "torch" else "cpu"
     bar = None

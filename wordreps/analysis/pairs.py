@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from wordreps.analysis.cka import PRECISIONS, LayerSource, _as_rows, cross_products
+from wordreps.common.precision import exact_float32
 
 # one prepared layer: the (n, w) matrix whose products are taken, and whatever per-layer facts the measure needs
 Prepare = Callable[[np.ndarray, "torch.Tensor | None"], tuple[torch.Tensor, Any]]
@@ -135,6 +136,13 @@ def stream_cross_products(layers1: Sequence[LayerSource], layers2: Sequence[Laye
     into a tensor it allocates. The block handed to ``on_pair`` is float64, (w1_i, w2_j), in model 1 x
     model 2 orientation whichever side was resident. ``progress`` is called len(layers1) times.
     """
+    with exact_float32():  # float32 products in full float32: TF32 would cost ~3 decimal digits in X^T Y
+        _stream(layers1, layers2, prepare, on_pair, rows1=rows1, rows2=rows2, symmetric=symmetric, device=device,
+                dtype=dtype, chunk_rows=chunk_rows, progress=progress)
+
+
+def _stream(layers1, layers2, prepare: Prepare, on_pair: OnPair, *, rows1, rows2, symmetric: bool,
+            device: torch.device, dtype: torch.dtype, chunk_rows: int, progress) -> None:
     n = paired_count(layers1, layers2, rows1, rows2)
     widths1 = [layer_width(s) for s in layers1]
     widths2 = [layer_width(s) for s in layers2]

@@ -212,6 +212,8 @@ def fit_softmax_torch(X: np.ndarray, y: np.ndarray, num_classes: int, *, l2: flo
     import torch
     import torch.nn.functional as F
 
+    from wordreps.common.precision import exact_float32
+
     start = time.perf_counter()
     mean, scale = standardiser(X)
     Z = torch.from_numpy((np.asarray(X, dtype=np.float32) - mean) / scale).to(device)
@@ -227,7 +229,8 @@ def fit_softmax_torch(X: np.ndarray, y: np.ndarray, num_classes: int, *, l2: flo
         loss.backward()
         return loss
 
-    opt.step(closure)
+    with exact_float32():   # full float32 products on a GPU too (no TF32), as the measures' engines
+        opt.step(closure)
     iterations = int(opt.state[opt._params[0]].get("n_iter", 0))
     return Fit(weight=W.detach().cpu().numpy(), bias=b.detach().cpu().numpy(), mean=mean, scale=scale,
                iterations=iterations, seconds=time.perf_counter() - start)
