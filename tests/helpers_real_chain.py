@@ -86,8 +86,8 @@ def main(out: Path) -> int:
                       alignments_dir=str(out / "alignments"), out_root=str(out),
                       keys_path=str(out / "words_in_order.json"), device="cpu",
                       precision="float32")  # the tests compare with float32 references
-    keep = {f"CKA {a} vs {b}" for a, b in CKA_PAIRS}
-    steps = [s for s in P.build_plan(cfg) if not s.name.startswith(("CKA ", "ASIF ")) or s.name in keep]
+    keep = {f"layer similarity {a} vs {b}" for a, b in CKA_PAIRS}
+    steps = [s for s in P.build_plan(cfg) if not s.name.startswith(("layer similarity ", "ASIF ")) or s.name in keep]
     assert len([s for s in steps if s.name in keep]) == len(keep), [s.name for s in steps]
     P.execute(steps)
     return 0

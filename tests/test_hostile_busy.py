@@ -21,10 +21,12 @@ from wordreps.embeddings.tiny.text import write_glove
 
 STAGES = ["alignments/alignments_and_trans.py", "embeddings/audio_embeddings.py", "embeddings/glove_embedding.py",
           "embeddings/matrix_embeddings.py", "embeddings/nlp_embedding.py", "embeddings/speech_embedding.py",
-          "experiments/experiment_ASIF.py", "experiments/experiment_CKA.py", "experiments/reproduce.py",
+          "experiments/experiment_ASIF.py", "experiments/experiment_CKA.py", "experiments/experiment_similarity.py",
+          "experiments/experiment_probe.py", "experiments/reproduce.py",
           "datasets/download_librispeech.py", "datasets/make_demo_corpus.py", "datasets/resample_corpus.py"]
 TORCH_STAGES = {"embeddings/audio_embeddings.py", "embeddings/nlp_embedding.py", "embeddings/speech_embedding.py",
-                "experiments/experiment_ASIF.py", "experiments/experiment_CKA.py", "experiments/reproduce.py"}
+                "experiments/experiment_ASIF.py", "experiments/experiment_CKA.py", "experiments/experiment_similarity.py",
+                "experiments/experiment_probe.py", "experiments/reproduce.py"}
 
 
 def test_cpus_from_affinity_slurm_and_cgroup_quota(tmp_path):

@@ -1,7 +1,7 @@
 """Degenerate inputs of a comparison, said rather than left blank: constant layers and very few rows.
 
 - A layer whose rows are all equal (all zero, or a model that ignores its input) has no variance: every CKA
-  with it is 0/0, undefined. Its cells are marked undefined (JSON ``undefined``, CSV ``note``, a hatched
+  with it is 0/0, undefined, and so is every other measure of the table (correlations, CCA, RSA). Its cells are marked undefined (JSON ``undefined``, CSV ``note``, a hatched
   heatmap cell) and a warning names the model and the layer.
 - With few rows (a single utterance gives about 20 word occurrences) every figure is noise-dominated: linear
   CKA of unrelated layers is biased upwards by about sqrt(p q) / n (see compare.py's module doc), bootstrap
@@ -36,7 +36,7 @@ def constant_layers(mats: Sequence[np.ndarray], layers: Sequence[int]) -> list[i
     return [layer for layer, mat in zip(layers, mats) if is_constant(mat)]
 
 
-def constant_layer_warning(model: str, layer: int, num_rows: int, what: str = "CKA") -> str:
+def constant_layer_warning(model: str, layer: int, num_rows: int, what: str = "every similarity") -> str:
     return (f"{model} layer {layer}: all {num_rows} rows are equal (no variance), so {what} with it is undefined; "
             "its cells are marked undefined (JSON 'undefined', CSV 'note', hatched in the heatmap)")
 
@@ -68,6 +68,6 @@ def undefined_cells(values: np.ndarray, layers1: Sequence[int], layers2: Sequenc
                 out[a, b] = f"{which} has all rows equal"
                 values[a, b] = np.nan
             elif not np.isfinite(values[a, b]):
-                out[a, b] = (f"{metric} is not defined here: a layer's estimated similarity with itself is not "
-                             f"positive at n = {num_rows}")
+                out[a, b] = (f"{metric} has no value here at n = {num_rows} (debiased CKA: a layer's estimated "
+                             "similarity with itself is not positive)")
     return out

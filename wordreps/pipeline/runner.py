@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from wordreps.analysis.measures import DEFAULT_SIMILARITY
 from wordreps.common.errors import UserError
 from wordreps.common.names import check_name
 from wordreps.embeddings.families import (
@@ -139,7 +140,7 @@ class RunConfig:
     asif_p: list[float] = field(default_factory=lambda: [4.0])
     # layer-pair measures (names from analysis/measures.py) for every model pair; ASIF's layer pair is the one
     # where pair_measure is highest
-    measures: list[str] = field(default_factory=lambda: ["linear", "debiased"])
+    measures: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITY))
     pair_measure: str = "debiased"
     setup_steps: list[Step] = field(default_factory=list)
     # "words", or "phones" (the TextGrids' phones tier: audio models only, text models have no phones)
@@ -302,15 +303,17 @@ def build_plan(cfg: RunConfig) -> list[Step]:
     by_slug = {s.slug: s for s in cfg.models}
     pairs = [(a, b) for i, a in enumerate(slugs) for b in slugs[i:]]
     for a, b in pairs:
+        # every measure's files in one folder per pair (results/cka, where experiment_CKA.py writes the same)
         out = cfg.results_dir / "cka"
-        steps.append(LazyStep(f"CKA {a} vs {b}", "experiments/experiment_CKA.py",
+        steps.append(LazyStep(f"layer similarity {a} vs {b}", "experiments/experiment_similarity.py",
                                lambda a=a, b=b, out=out: ["--model1", a, "--layer1", str(_top_layer(cfg, a)),
                                                           "--model2", b, "--layer2", str(_top_layer(cfg, b)),
                                                           "--metric", *cfg.measures,
                                                           "--matrices_dir", str(cfg.matrices_dir),
                                                           "--out_dir", str(out), "--no_progress",
                                                           *cfg.torch_args()],
-                               [out / f"{a}__vs__{b}" / f"{m}.json" for m in cfg.measures],
+                               [out / f"{a}__vs__{b}" / f"{m}.json" for m in cfg.measures]
+                               + [out / f"{a}__vs__{b}" / "correspondence.png"],
                                done_check=lambda a=a, b=b, out=out: _results_current(cfg, out / f"{a}__vs__{b}",
                                                                                      keys)))
     for a in slugs:
@@ -354,7 +357,8 @@ def _top_layer(cfg: RunConfig, slug: str) -> int:
 
 def _results_current(cfg: RunConfig, folder: Path, keys: Path) -> bool:
     sha = _sha(keys)
-    return all(_json_field_equals(folder / f"{m}.json", "keys_sha256", sha) for m in cfg.measures)
+    current = all(_json_field_equals(folder / f"{m}.json", "keys_sha256", sha) for m in cfg.measures)
+    return current and (folder / "correspondence.png").is_file()
 
 
 def best_layer_pair(cfg: RunConfig, audio: str, text: str) -> tuple[int, int]:
