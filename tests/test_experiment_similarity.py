@@ -112,6 +112,9 @@ def test_too_few_rows_warn_once_and_give_nan_not_one(tmp_path):
                       tmp_path / "mats", "--out_dir", tmp_path / "res", "--no_progress")
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    # the general small-sample line (wordreps/analysis/reliability.py, below 100 rows), then the engines' own
+    assert warnings[0].startswith("warning: only 40 rows"), proc.stderr
+    warnings = warnings[1:]
     assert len(warnings) == 1, proc.stderr     # one line, not one per pair or per bootstrap resample
     assert "n = 40 rows" in warnings[0] and "p = 45, q = 5" in warnings[0] and "svcca" in warnings[0]
     values = np.array(json.loads((tmp_path / "res" / "org__text__vs__speech" / "cca.json").read_text())["values"],
