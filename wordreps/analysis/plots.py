@@ -12,6 +12,23 @@ ANNOTATE_MAX_LAYERS = 14   # both sides at most this many layers: every cell's v
 TICK_LABELS_MAX = 30       # more layers than this on a side: tick labels thinned to about this many
 
 
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed), imported only when a figure is drawn."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: Path, dpi: int = 110) -> None:
+    """Lay out and write ``fig`` as a PNG atomically, without the software tag (same figure, same bytes)."""
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    pyplot().close(fig)
+
+
 def _ticks(layers: list[int]) -> tuple[list[int], list[str]]:
     step = max(1, math.ceil(len(layers) / TICK_LABELS_MAX))
     pos = list(range(0, len(layers), step))
@@ -26,9 +43,7 @@ def heatmap(path: Path, values: np.ndarray, layers1: list[int], layers2: list[in
     contrasts with the cell. A NaN cell (an undefined value: a constant layer) is hatched grey and, in a small
     grid, labelled "n/a"; the title then says so. Every layer is labelled up to TICK_LABELS_MAX a side.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     values = np.asarray(values, dtype=float)
     finite = values[np.isfinite(values)]
@@ -71,10 +86,7 @@ def heatmap(path: Path, values: np.ndarray, layers1: list[int], layers2: list[in
     ax.set_title(title, fontsize=9)
     cbar = fig.colorbar(image, ax=ax)
     cbar.set_label(value_label)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def correspondence_plot(path: Path, lines: dict[str, list[int | None]], layers1: list[int], layers2: list[int],
@@ -84,9 +96,7 @@ def correspondence_plot(path: Path, lines: dict[str, list[int | None]], layers1:
     Lines are nudged apart vertically by a small fixed amount each, so that measures that agree stay visible;
     a layer with no value under a measure (all NaN) is a gap in its line.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(max(5.0, min(3.0 + 0.3 * len(layers1), 12)), max(4.0, min(2.5 + 0.2 * len(layers2), 9))))
     markers = "osD^vP*Xh<>"
@@ -108,17 +118,12 @@ def correspondence_plot(path: Path, lines: dict[str, list[int | None]], layers1:
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def plot_sweep(path: Path, rows: list[dict], chance: dict) -> None:
     """Top-1 and top-5 accuracy against k, one line per p, one column per direction; chance dotted."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     directions = list(dict.fromkeys(r["direction"] for r in rows))
     ps = sorted({r["p"] for r in rows})
@@ -137,7 +142,23 @@ def plot_sweep(path: Path, rows: list[dict], chance: dict) -> None:
             if row == 1:
                 ax.set_xlabel("k (anchors kept per relative representation)")
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=100)
+
+
+def probe_plot(path: Path, layers: list[int], accuracy: list[float], macro_f1: list[float], majority: float,
+               chance: float, title: str) -> None:
+    """A probe's accuracy and macro-F1 across layers, with the majority-class and chance baselines as lines."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.5, min(2.5 + 0.3 * len(layers), 12)), 3.8))
+    ax.plot(layers, accuracy, marker="o", ms=3, label="accuracy")
+    ax.plot(layers, macro_f1, marker="s", ms=3, label="macro-F1")
+    ax.axhline(majority, color="grey", ls="--", lw=1, label="majority class (accuracy)")
+    ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("test score")
+    ax.set_ylim(0, 1)
+    if len(layers) <= 30:
+        ax.set_xticks(layers)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    save_png(fig, path)

@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from wordreps.common.atomic import atomic_path, write_json_atomic, write_text_atomic
+from wordreps.common.atomic import write_json_atomic, write_text_atomic
 from wordreps.common.errors import UserError
 from wordreps.embeddings.matrices import Keys, ModelMatrices, load_keys
 
@@ -378,28 +378,12 @@ def write_outputs(out_dir: str | Path, matrices: ModelMatrices, keys: Keys, res:
 
 
 def line_plot(path: Path, res: ProbeResult, title: str) -> None:
-    """Accuracy and macro-F1 across layers, with the majority-class and chance baselines as dashed lines."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """Accuracy and macro-F1 across layers, with the majority-class and chance baselines (``plots.probe_plot``)."""
+    from wordreps.analysis.plots import probe_plot
 
-    layers = [s.layer for s in res.layers]
-    fig, ax = plt.subplots(figsize=(max(4.5, min(2.5 + 0.3 * len(layers), 12)), 3.8))
-    ax.plot(layers, [s.accuracy for s in res.layers], marker="o", ms=3, label="accuracy")
-    ax.plot(layers, [s.macro_f1 for s in res.layers], marker="s", ms=3, label="macro-F1")
-    ax.axhline(res.baselines["majority_accuracy"], color="grey", ls="--", lw=1, label="majority class (accuracy)")
-    ax.axhline(res.baselines["chance_accuracy"], color="grey", ls=":", lw=1, label="chance")
-    ax.set_xlabel("layer")
-    ax.set_ylabel("test score")
-    ax.set_ylim(0, 1)
-    if len(layers) <= 30:
-        ax.set_xticks(layers)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    probe_plot(path, [s.layer for s in res.layers], [s.accuracy for s in res.layers],
+               [s.macro_f1 for s in res.layers], res.baselines["majority_accuracy"], res.baselines["chance_accuracy"],
+               title)
 
 
 def open_keys_for(matrices: ModelMatrices, words_path: str | Path | None) -> Keys:
