@@ -52,6 +52,11 @@ def main() -> int:
     parser.add_argument("--skip_too_short", action="store_true",
                         help="audio models skip utterances shorter than their receptive field instead of stopping; "
                              "the summary says how many")
+    parser.add_argument("--beats_checkpoint", default=None, metavar="FILE",
+                        help="a local BEATs_*.pt checkpoint for the BEATs model of the run (easyaudio otherwise asks "
+                             "the Hugging Face hub, so an offline machine needs it)")
+    parser.add_argument("--torch_compile", action="store_true",
+                        help="keep encodecmae's torch.compile on for EnCodecMAE models (pays off on long CPU runs)")
     parser.add_argument("--dry_run", action="store_true", help="print the steps and whether each is done, then stop")
     add_common_args(parser, torch=True)
     args = apply_common_args(parser.parse_args())

@@ -121,3 +121,15 @@ def test_every_row_names_a_real_script_loader_and_flag(fam):
     takes_precision = re.search(r"^\s*--precision\b", help_text, flags=re.M) is not None
     assert takes_precision == fam.takes_precision
     assert (fam.geometry is None) == (fam.modality == "text")
+
+
+def test_the_runner_gives_easyaudio_flags_only_to_the_models_they_concern():
+    from argparse import Namespace
+
+    from wordreps.pipeline.runner import _easyaudio_args
+
+    args = Namespace(beats_checkpoint="ckpt/BEATs_iter3.pt", torch_compile=True)
+    assert _easyaudio_args(args, parse_model("BEATs_iter3")) == ["--beats_checkpoint", "ckpt/BEATs_iter3.pt"]
+    assert _easyaudio_args(args, parse_model("encodecmae_base")) == ["--torch_compile"]
+    assert _easyaudio_args(args, parse_model("wav2vec2_large_960")) == []
+    assert _easyaudio_args(Namespace(beats_checkpoint=None, torch_compile=False), parse_model("BEATs_iter3")) == []

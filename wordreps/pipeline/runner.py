@@ -413,6 +413,7 @@ def thesis_config(args) -> RunConfig:
         spec = parse_model(name)
         if spec.kind == "glove" and spec.model == "glove":
             spec.model = args.glove
+        spec.extra_args += _easyaudio_args(args, spec)
         specs.append(spec)
     out_root = args.out_root or "outputs"
     units = getattr(args, "units", "words")
@@ -424,6 +425,16 @@ def thesis_config(args) -> RunConfig:
                      explicit_models=bool(args.models), extra_step_args=_glove_args(args),
                      num_threads=getattr(args, "num_threads", None), no_progress=getattr(args, "no_progress", False),
                      skip_too_short=getattr(args, "skip_too_short", False))
+
+
+def _easyaudio_args(args, spec: ModelSpec) -> list[str]:
+    """easyaudio's own flags, each for the models it concerns: a BEATs checkpoint, EnCodecMAE's torch.compile."""
+    if spec.family.name != "easyaudio":
+        return []
+    beats = spec.model.lower().startswith("beats")
+    checkpoint = getattr(args, "beats_checkpoint", None)
+    out = ["--beats_checkpoint", checkpoint] if beats and checkpoint else []
+    return out + (["--torch_compile"] if not beats and getattr(args, "torch_compile", False) else [])
 
 
 def _glove_args(args) -> dict[str, list[str]]:
@@ -458,6 +469,8 @@ def demo_config(args) -> RunConfig:
     ]
     if args.models:  # the demo with the user's own choice (names, paths, kind:name@folder)
         specs = [parse_model(m) for m in args.models]
+        for spec in specs:
+            spec.extra_args += _easyaudio_args(args, spec)
     alignments_dir = out_root / "alignments"
     units = getattr(args, "units", "words")
     keys = "words_in_order.json" if units == "words" else f"{units}_in_order.json"
