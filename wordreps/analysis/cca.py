@@ -44,7 +44,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.analysis.cka import LayerSource, _center_torch, center_columns, cross_products
+from wordreps.analysis.cka import LayerSource, center_torch, center_columns, cross_products
 from wordreps.analysis.measures import OPTION_DEFAULTS
 from wordreps.analysis.pairs import (SampleSizeWarning, as_device, check_names, one_thread, paired_count,
                                      singular_values, storage_dtype, stream_cross_products)
@@ -188,7 +188,7 @@ def _prepare_basis(X: np.ndarray, out: torch.Tensor | None, *, device: torch.dev
     n, d = X.shape
     if out is None:
         out = torch.empty((n, d), dtype=dtype, device=device)
-    Xc = _center_torch(X, device, dtype, chunk_rows, out=out)
+    Xc = center_torch(X, device, dtype, chunk_rows, out=out)
     gram = torch.zeros((d, d), dtype=torch.float64, device=device)
     for s in range(0, n, chunk_rows):
         part = Xc[s:s + chunk_rows].double()

@@ -163,7 +163,7 @@ LayerSource = Callable[[], np.ndarray]
 
 
 @dataclass
-class _LinearStats:
+class LinearStats:
     """One layer prepared once: centred rows (matmul dtype) and, in float64, r_i = ||x_i||^2, sum(r), r.r, ||X^T X||_F^2."""
     centered: torch.Tensor
     row_sq: torch.Tensor
@@ -172,14 +172,14 @@ class _LinearStats:
     self_sq: float = float("nan")
 
 
-def _as_rows(source: LayerSource, rows: np.ndarray | None) -> np.ndarray:
+def layer_rows(source: LayerSource, rows: np.ndarray | None) -> np.ndarray:
     X = source()
     if X.ndim != 2:
         raise ValueError(f"a layer matrix must be 2-D, got shape {X.shape}")
     return X if rows is None else X[rows]
 
 
-def _center_torch(X: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.dtype, chunk_rows: int,
+def center_torch(X: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.dtype, chunk_rows: int,
                   out: torch.Tensor | None = None) -> torch.Tensor:
     """Columns centred with a float64 mean, stored as ``dtype`` on ``device`` (into ``out`` if given).
 
@@ -209,14 +209,14 @@ def _center_torch(X: np.ndarray | torch.Tensor, device: torch.device, dtype: tor
     return out
 
 
-def _prepare_linear(X: np.ndarray, device: torch.device, dtype: torch.dtype, chunk_rows: int,
-                    out: torch.Tensor | None = None) -> _LinearStats:
-    Xc = _center_torch(X, device, dtype, chunk_rows, out=out)
+def prepare_linear(X: np.ndarray, device: torch.device, dtype: torch.dtype, chunk_rows: int,
+                    out: torch.Tensor | None = None) -> LinearStats:
+    Xc = center_torch(X, device, dtype, chunk_rows, out=out)
     n = Xc.shape[0]
     r = torch.empty(n, dtype=torch.float64, device=device)
     for s in range(0, n, chunk_rows):
         r[s:s + chunk_rows] = torch.linalg.vector_norm(Xc[s:s + chunk_rows], dim=1, dtype=torch.float64) ** 2
-    return _LinearStats(centered=Xc, row_sq=r, sum_r=float(r.sum()), r_dot_r=float(r @ r))
+    return LinearStats(centered=Xc, row_sq=r, sum_r=float(r.sum()), r_dot_r=float(r @ r))
 
 
 def cross_products(Xc: torch.Tensor, Ys: torch.Tensor, chunk_rows: int) -> torch.Tensor:
@@ -265,16 +265,16 @@ def _linear_family(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource
     dtype = torch.float32 if precision == "mixed" else torch.float64
     # model 2: every layer centred once, side by side in one (n, sum q) matrix, so that each layer of model 1
     # needs one long matmul X_i^T [Y_0 ... Y_L] (better use of the BLAS) instead of L short ones
-    mats2 = [_as_rows(src, rows2) for src in layers2]
+    mats2 = [layer_rows(src, rows2) for src in layers2]
     n = mats2[0].shape[0]
     widths = [m.shape[1] for m in mats2]
     offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
     stack = torch.empty((n, int(offsets[-1])), dtype=dtype, device=device)
-    stats2: list[_LinearStats] = []
+    stats2: list[LinearStats] = []
     for j in range(len(mats2)):
         if mats2[j].shape[0] != n:
             raise ValueError("the layers of one model differ in row count")
-        stats2.append(_prepare_linear(mats2[j], device, dtype, chunk_rows, out=stack[:, offsets[j]:offsets[j + 1]]))
+        stats2.append(prepare_linear(mats2[j], device, dtype, chunk_rows, out=stack[:, offsets[j]:offsets[j + 1]]))
         mats2[j] = None  # type: ignore[call-overload]  # free a fancy-indexed copy early
     L1, L2 = len(layers1), len(layers2)
     cross = np.full((L1, L2), np.nan)
@@ -293,10 +293,10 @@ def _linear_family(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource
             cross[i:, i] = vals
             st.self_sq = vals[0]
         else:
-            X = _as_rows(layers1[i], rows1)
+            X = layer_rows(layers1[i], rows1)
             if X.shape[0] != n:
                 raise ValueError(f"layer {i} of model 1 has {X.shape[0]} rows, model 2 has {n}")
-            st = _prepare_linear(X, device, dtype, chunk_rows)
+            st = prepare_linear(X, device, dtype, chunk_rows)
             del X
             st.self_sq = _block_sq_norms(cross_products(st.centered, st.centered, chunk_rows), [st.centered.shape[1]])[0]
             cross[i, :] = _block_sq_norms(cross_products(st.centered, stack, chunk_rows), widths)
@@ -363,12 +363,12 @@ def _rbf_centered_gram(X: np.ndarray, sigma: float, device: torch.device) -> tor
 
 def _rbf_family(layers1, layers2, *, rows1, rows2, symmetric: bool, device: torch.device, sigma: float,
                 progress) -> np.ndarray:
-    grams2 = [_rbf_centered_gram(_as_rows(src, rows2), sigma, device) for src in layers2]
+    grams2 = [_rbf_centered_gram(layer_rows(src, rows2), sigma, device) for src in layers2]
     norms2 = np.array([float(torch.linalg.norm(G)) for G in grams2])
     L1, L2 = len(layers1), len(layers2)
     out = np.full((L1, L2), np.nan)
     for i in range(L1):
-        G = grams2[i] if symmetric else _rbf_centered_gram(_as_rows(layers1[i], rows1), sigma, device)
+        G = grams2[i] if symmetric else _rbf_centered_gram(layer_rows(layers1[i], rows1), sigma, device)
         norm = float(torch.linalg.norm(G))
         for j in range(i if symmetric else 0, L2):
             denom = norm * norms2[j]

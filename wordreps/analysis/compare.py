@@ -241,7 +241,8 @@ def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str
     layers2 = list(range(layer2 + 1))
     m1, m2, mats1, mats2 = load_pair(matrices_dir, model1, layers1, model2, layers2)
     if m1.num_rows < 4:
-        raise UserError(f"{m1.folder} has {m1.num_rows} rows; CKA needs at least 4 word occurrences")
+        raise UserError(f"{m1.folder} has {m1.num_rows} rows; comparing layers needs at least 4 word occurrences "
+                        "(write the keys from more utterances)")
     from wordreps.common.devices import resolve_device
 
     torch_device = resolve_device(device)

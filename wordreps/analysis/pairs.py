@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from wordreps.analysis.cka import PRECISIONS, LayerSource, _as_rows, cross_products
+from wordreps.analysis.cka import PRECISIONS, LayerSource, cross_products, layer_rows  # noqa: F401 (re-exported)
 from wordreps.common.precision import exact_float32
 
 # one prepared layer: the (n, w) matrix whose products are taken, and whatever per-layer facts the measure needs
@@ -93,11 +93,6 @@ def layer_width(source: LayerSource) -> int:
     if len(shape) != 2:
         raise ValueError(f"a layer matrix must be 2-D, got shape {shape}")
     return int(shape[1])
-
-
-def layer_rows(source: LayerSource, rows: np.ndarray | None) -> np.ndarray:
-    """The layer's (selected) rows; see :func:`cka._as_rows`."""
-    return _as_rows(source, rows)
 
 
 def paired_count(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], rows1, rows2) -> int:

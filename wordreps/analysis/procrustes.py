@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.analysis.cka import LayerSource, _LinearStats, _prepare_linear, center_columns
+from wordreps.analysis.cka import LayerSource, LinearStats, prepare_linear, center_columns
 from wordreps.analysis.pairs import as_device, check_names, one_thread, storage_dtype, stream_cross_products
 
 NAMES = ("procrustes", "procrustes_distance")
@@ -67,11 +67,11 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], na
     L1, L2 = len(layers1), len(layers2)
     sim = np.full((L1, L2), np.nan)
 
-    def prepare(X: np.ndarray, dest: torch.Tensor | None) -> tuple[torch.Tensor, _LinearStats]:
-        st = _prepare_linear(X, device, dtype, chunk_rows, out=dest)
+    def prepare(X: np.ndarray, dest: torch.Tensor | None) -> tuple[torch.Tensor, LinearStats]:
+        st = prepare_linear(X, device, dtype, chunk_rows, out=dest)
         return st.centered, st
 
-    def on_pair(i: int, j: int, C: torch.Tensor, s1: _LinearStats, s2: _LinearStats) -> None:
+    def on_pair(i: int, j: int, C: torch.Tensor, s1: LinearStats, s2: LinearStats) -> None:
         denom = s1.sum_r * s2.sum_r
         if denom > 0:
             with one_thread(C.device):   # the exact singular values: a nuclear norm sums the small ones too
