@@ -1,16 +1,5 @@
-import sys
-from pathlib import Path
-
+"""Fixtures for the whole suite. The tests are a package (tests/__init__.py), so helpers import as tests.helpers.*."""
 import pytest
-
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-sys.path.insert(0, str(TESTS))
-
-
-@pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return REPO
 
 
 @pytest.fixture

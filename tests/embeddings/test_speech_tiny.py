@@ -1,0 +1,78 @@
+"""The tiny speech models: deterministic files, real geometry, loaded through the real loading paths."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.scripts import run_script
+from tests.helpers.speech import hf_model, s3prl_model, tiny_model
+from wordreps.embeddings.backends.speech import conv_geometry, conv_output_lengths
+from wordreps.embeddings.families import s3prl_hub_names
+from wordreps.embeddings.tiny.speech import build_hf, build_s3prl
+
+
+def _digest(path: Path) -> dict[str, str]:
+    files = [path] if path.is_file() else sorted(path.iterdir())
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+
+def test_builders_are_deterministic(tmp_path):
+    assert _digest(build_hf(tmp_path / "a", "tiny-wav2vec2-group")) == \
+        _digest(build_hf(tmp_path / "b", "tiny-wav2vec2-group"))
+    assert _digest(build_s3prl(tmp_path / "a")) == _digest(build_s3prl(tmp_path / "b"))
+
+
+def test_geometry_from_the_conv_stack():
+    g = conv_geometry((10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2), 16000)
+    assert (g.hop_samples, g.receptive_field_samples) == (320, 400)
+    # frames a valid conv stack produces agree with the geometry's count, for lengths around the edges
+    for n in (400, 719, 720, 16000, 93680):
+        assert conv_output_lengths([n], (10, 3, 3, 3, 3, 2, 2), (5, 2, 2, 2, 2, 2, 2)) == [g.num_frames(n)]
+
+
+def test_s3prl_names_found_without_importing_the_hub():
+    names = s3prl_hub_names()
+    for expected in ("wav2vec2", "wav2vec2_large_960", "hubert", "wavlm_large", "wav2vec2_custom"):
+        assert expected in names
+    assert "no_such_model" not in names
+
+
+def test_cli_builds_the_named_models(tmp_path):
+    proc = run_script("tools/make_tiny_speech.py", "--out", tmp_path, "--only", "tiny-hubert", "tiny-s3prl-wav2vec2.pt")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "tiny-hubert" / "config.json").is_file()
+    assert (tmp_path / "tiny-hubert" / "preprocessor_config.json").is_file()
+    assert (tmp_path / "tiny-s3prl-wav2vec2.pt").is_file()
+    bad = run_script("tools/make_tiny_speech.py", "--out", tmp_path, "--only", "nope")
+    assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and "unknown tiny model" in bad.stderr
+
+
+@pytest.mark.parametrize("name", ["tiny-s3prl-wav2vec2.pt", "tiny-s3prl-wav2vec2-large.pt", "tiny-wav2vec2-group",
+                                  "tiny-wav2vec2-layer"])
+def test_layer_0_is_the_input_to_the_first_block(name):
+    """Both libraries' hidden_states[0]: projected CNN features + positional conv (+ LayerNorm if post-norm)."""
+    import torch
+
+    torch.manual_seed(0)
+    x = torch.randn(16000) * 0.1
+    path = str(tiny_model(name))
+    with torch.no_grad():
+        if name.endswith(".pt"):
+            up = s3prl_model(path)
+            m = up.model
+            states = up([x])["hidden_states"]
+            wav = torch.nn.functional.layer_norm(x, x.shape) if up.wav_normalize else x
+            proj = m.post_extract_proj(m.layer_norm(m.feature_extractor(wav[None]).transpose(1, 2)))
+            pos = proj + m.encoder.pos_conv(proj.transpose(1, 2)).transpose(1, 2)
+            post_norm = not m.encoder.layer_norm_first
+        else:
+            m = hf_model(path)
+            states = m(x[None], output_hidden_states=True).hidden_states
+            proj, _ = m.feature_projection(m.feature_extractor(x[None]).transpose(1, 2))
+            pos = proj + m.encoder.pos_conv_embed(proj)
+            post_norm = not m.config.do_stable_layer_norm
+        want = m.encoder.layer_norm(pos) if post_norm else pos
+        assert torch.allclose(states[0], want, atol=1e-5)
+        assert not torch.allclose(states[0], proj, atol=1e-3)  # the positional conv is part of layer 0
