@@ -241,11 +241,6 @@ def test_bad_paths_and_geometry_flags(tmp_path):
                        str(out)], cwd=tmp_path)
     _assert_refused(proc, out, "audio-24k")
     assert "resample_corpus.py --src audio-16k --dst audio-24k --rate 24000" in error_lines(proc)[0]
-    # numeric flags out of range are refused by the parser, with the allowed range
-    proc = run_align(["--sample_rate", "16", "--stride", "-20", *base])
-    assert proc.returncode == 2 and "allowed" in proc.stderr and not out.exists()
-    proc = run_align(["--sample_rate", "16", "--hop_samples", "0", *base])
-    assert proc.returncode == 2 and "allowed" in proc.stderr and not out.exists()
 
 
 # ------------------------------------------------------------------------------------------- demo corpus

@@ -297,10 +297,6 @@ def test_bad_input(tmp_path):
     # 240 rows, query_fraction 0.15: 204 anchors, each leaving itself out, so k may be at most 203
     err = _bad(tmp_path, "--k", "204")
     assert len(error_lines(err)) == 1 and "--k 204" in err and "204 anchors" in err and "k <= 203" in err
-    err = _bad(tmp_path, "--p", "0")
-    assert "allowed" in err and "--p" in err
-    err = _bad(tmp_path, "--k", "0")
-    assert "allowed" in err
     err = _bad(tmp_path, layer2="mats/otherkeys/layer_0.npy")
     assert len(error_lines(err)) == 1 and "another keys file" in err
     _write_inputs(tmp_path, nan_row=33, rows2=200)

@@ -17,8 +17,10 @@ from tests.helpers.scripts import REPO, script_env
 
 EXTRACTION_AUDIO = [  # add_extraction_args(parser, audio=True): speech and general-audio scripts
     ("--batch_seconds", "0", "(0.0, 1000000.0]"),
+    ("--batch_seconds", "nan", "(0.0, 1000000.0]"),
     ("--num_shards", "0", "[1, 100000]"),
     ("--shard_id", "100000", "[0, 99999]"),
+    ("--shard_id", "-1", "[0, 99999]"),
     ("--limit", "0", ">= 1"),
 ]
 EXTRACTION_TEXT = [  # add_extraction_args(parser, audio=False): text and GloVe scripts
@@ -31,13 +33,15 @@ EXTRACTION_TEXT = [  # add_extraction_args(parser, audio=False): text and GloVe 
 # script -> [(flag, out-of-range value(s), the allowed range as the message gives it)]
 FLAGS: dict[str, list[tuple[str, str, str]]] = {
     "alignments/alignments_and_trans.py": [
-        ("--stride", "0", "(0, 10000]"), ("--frame_rate", "-75", "(0, 100000]"),
+        ("--stride", "0", "(0, 10000]"), ("--stride", "-20", "(0, 10000]"), ("--frame_rate", "-75", "(0, 100000]"),
         ("--hop_samples", "0", "[1, 10000000]"), ("--receptive_field", "0", "[1, 10000000]"),
         ("--sample_rate", "0.5", "[1, 384]"),
     ],
-    "datasets/download_librispeech.py": [("--retries", "101", "[0, 100]"), ("--retry_wait", "-1", "[0, 600]")],
+    "datasets/download_librispeech.py": [("--retries", "101", "[0, 100]"), ("--retries", "-1", "[0, 100]"),
+                                         ("--retry_wait", "-1", "[0, 600]")],
     "datasets/make_demo_corpus.py": [("--seed", "-1", "[0, 4294967295]")],
-    "datasets/resample_corpus.py": [("--rate", "7999", "[8000, 192000]"), ("--workers", "0", "[1, 256]")],
+    "datasets/resample_corpus.py": [("--rate", "7999", "[8000, 192000]"), ("--rate", "100", "[8000, 192000]"),
+                                    ("--workers", "0", "[1, 256]")],
     "embeddings/speech_embedding.py": EXTRACTION_AUDIO,
     "embeddings/audio_embeddings.py": [("--max_chunks_per_forward", "0", "[1, 4096]"), *EXTRACTION_AUDIO],
     "embeddings/nlp_embedding.py": [("--max_tokens", "2", "[3, 1000000]"), ("--window_stride", "0", "[1, 1000000]"),
@@ -57,7 +61,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--rbf_sample", "3", "[4, 100000]"), ("--rbf_sigma", "0", "> 0"), ("--chunk_rows", "63", "[64, 10000000]"),
     ],
     "experiments/experiment_ASIF.py": [
-        ("--k", "0", ">= 1"), ("--p", "-4", "> 0"), ("--query_fraction", "1", "(0, 1)"),
+        ("--k", "0", ">= 1"), ("--p", "-4", "> 0"), ("--p", "0", "> 0"), ("--query_fraction", "1", "(0, 1)"),
         ("--seed", "-1", "[0, 4294967295]"), ("--chunk_size", "0", "[1, 1000000]"),
         ("--chance_draws", "0", "[1, 1000000]"),
     ],

@@ -164,12 +164,6 @@ def test_http_404_is_one_clear_error(site: Site, tmp_path: Path) -> None:
     assert not (tmp_path / "librispeech-clean-16k" / "dev-clean").exists()
 
 
-def test_numeric_flag_out_of_range_is_refused(tmp_path: Path) -> None:
-    result = run_script(DOWNLOAD, "--root", str(tmp_path), "--retries", "-1")
-    assert result.returncode == 2 and "allowed: [0, 100]" in result.stderr
-    assert not (tmp_path / "downloads").exists()
-
-
 def test_zenodo_md5_lookup(site: Site) -> None:
     assert zenodo_md5(site.server.url(API), "librispeech_alignments.zip", retries=0) == md5(site.zip)
     with pytest.raises(UserError, match="lists no file missing.zip"):
