@@ -91,6 +91,46 @@ def test_hand_worked_case():
         assert d.metrics["top1"] == 0.0 and d.metrics["top5"] == 1.0 and d.metrics["mrr"] == pytest.approx(0.5)
 
 
+def test_hand_worked_case_through_the_script(tmp_path):
+    """The hand-worked case above, end to end through experiment_ASIF.py: same ranks, top-5 lists, top-1, top-5
+    and MRR in its JSON and CSV. The split is the documented one (a seeded permutation of the rows, its first
+    round(fraction * n) rows the queries), so the two queries are put at the rows that seed gives them and the
+    six anchors, in order, at the others."""
+    seed, n = 3, 8
+    queries = np.sort(np.random.default_rng(seed).permutation(n)[:2])
+    anchors = np.setdiff1d(np.arange(n), queries)
+    order = np.empty(n, dtype=int)
+    order[anchors], order[queries] = np.arange(6), [6, 7]  # row r holds hand-worked point order[r]
+    a = _unit([0, 40, 100, 180, 250, 300, 15, 200])[order]
+    words = np.array(["x", "x", "y", "y", "z", "z", "x", "z"])[order].tolist()
+    rows = [(f"1-1-{i:04d}", 0, w) for i, w in enumerate(words)]
+    text = keys_text(["audio", "text"], rows)
+    (tmp_path / "keys.json").write_text(text)
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    write_matrix_folder(tmp_path / "mats", "audio", [a], keys_sha256=sha)
+    write_matrix_folder(tmp_path / "mats", "text", [_rotate(a, 90)], keys_sha256=sha)
+    proc = run_script(SCRIPT, "--path_layer1", tmp_path / "mats/audio/layer_0.npy",
+                      "--path_layer2", tmp_path / "mats/text/layer_0.npy", "--keys", tmp_path / "keys.json",
+                      "--k", "2", "--p", "1", "--query_fraction", "0.25", "--seed", seed, "--chance_draws", "10",
+                      "--device", "cpu", "--out_dir", tmp_path / "res")
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "res" / "audio-layer_0__text-layer_0"
+    result = json.loads((folder / "asif_k2_p1.json").read_text())
+    assert result["split"] == {"num_queries": 2, "num_anchors": 6}
+    for direction in ("audio_to_text", "text_to_audio"):
+        d = result["directions"][direction]
+        assert [q["row"] for q in d["queries"]] == queries.tolist(), direction
+        assert [q["word"] for q in d["queries"]] == ["x", "z"]
+        assert [q["rank"] for q in d["queries"]] == [2, 2], direction
+        assert [q["top5"] for q in d["queries"]] == [["y", "x", "z"], ["y", "z", "x"]], direction
+        assert d["metrics"]["top1"] == 0.0 and d["metrics"]["top5"] == 1.0
+        assert d["metrics"]["mrr"] == pytest.approx(0.5)
+    with open(folder / "summary.csv") as fh:
+        summary = list(csv.DictReader(fh))
+    assert [(r["direction"], r["top1"], r["top5"], r["mrr"]) for r in summary] == \
+        [("audio_to_text", "0", "1", "0.5"), ("text_to_audio", "0", "1", "0.5")]
+
+
 def _clustered(rng, num_words=30, per_word=20, dim=24, noise=0.08):
     protos = rng.normal(size=(num_words, dim))
     labels = np.repeat(np.arange(num_words), per_word)

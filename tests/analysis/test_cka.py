@@ -1,46 +1,18 @@
 """CKA estimators: properties, agreement with the papers' Gram-matrix equations, a hand-worked case.
 
-The Gram-matrix references below are written here from the equations, independently of the module:
-- Kornblith et al. (2019), Sec. 3: HSIC_0(K, L) = tr(K H L H) / (n-1)^2, CKA = HSIC(K,L)/sqrt(HSIC(K,K) HSIC(L,L)).
-- Song et al. (2012), Eq. 5: HSIC_1 = [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3)),
-  K~ = K with a zero diagonal.
+The Gram-matrix references (tests/helpers/references.py) are written from the equations, independently of the
+module: Kornblith et al. (2019), Sec. 3 (HSIC_0, CKA, the RBF kernel) and Song et al. (2012), Eq. 5 (HSIC_1).
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from tests.helpers import references as ref
 from wordreps.analysis import cka as M
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _hsic0(K: np.ndarray, L: np.ndarray) -> float:
-    n = K.shape[0]
-    H = np.eye(n) - np.ones((n, n)) / n
-    return float(np.trace(K @ H @ L @ H)) / (n - 1) ** 2
-
-
-def _hsic1(K: np.ndarray, L: np.ndarray) -> float:
-    n = K.shape[0]
-    Kt = K * (1 - np.eye(n))
-    Lt = L * (1 - np.eye(n))
-    one = np.ones((n, 1))
-    term1 = np.trace(Kt @ Lt)
-    term2 = (one.T @ Kt @ one).item() * (one.T @ Lt @ one).item() / ((n - 1) * (n - 2))
-    term3 = 2.0 / (n - 2) * (one.T @ Kt @ Lt @ one).item()
-    return float(term1 + term2 - term3) / (n * (n - 3))
-
-
-def _cka(K, L, hsic) -> float:
-    return hsic(K, L) / np.sqrt(hsic(K, K) * hsic(L, L))
-
-
-def _rbf_gram(X: np.ndarray, sigma: float) -> np.ndarray:
-    # Kornblith et al.'s kernel: bandwidth sigma * median pairwise distance (median of all n^2 squared distances)
-    d2 = ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1)
-    return np.exp(-d2 / (2 * sigma ** 2 * np.median(d2)))
 
 
 def _related(rng, n=120, p=12, q=9, noise=0.5):
@@ -59,21 +31,23 @@ def test_feature_space_equals_gram_formulas():
     for trial in range(3):
         X, Y = _related(rng)
         K, L = X @ X.T, Y @ Y.T
-        ref_lin = _cka(K, L, _hsic0)
-        ref_deb = _cka(K, L, _hsic1)
+        ref_lin = ref.cka(K, L, ref.hsic0)
+        ref_deb = ref.cka(K, L, ref.hsic1)
         assert M.linear_cka(X, Y) == pytest.approx(ref_lin, abs=1e-9)
         assert M.debiased_linear_cka(X, Y) == pytest.approx(ref_deb, abs=1e-9)
-        assert M.hsic_unbiased_linear(X, Y) == pytest.approx(_hsic1(K, L), rel=1e-9)
+        assert M.hsic_unbiased_linear(X, Y) == pytest.approx(ref.hsic1(K, L), rel=1e-9)
         assert M.cka_from_grams(K, L) == pytest.approx(ref_lin, abs=1e-9)
-        assert M.rbf_cka(X, Y, 0.8) == pytest.approx(_cka(_rbf_gram(X, 0.8), _rbf_gram(Y, 0.8), _hsic0), abs=1e-9)
+        ref_rbf = ref.cka(ref.rbf_gram(X, 0.8), ref.rbf_gram(Y, 0.8), ref.hsic0)
+        assert M.rbf_cka(X, Y, 0.8) == pytest.approx(ref_rbf, abs=1e-9)
         # the all-pairs engine (float32 products summed in float64, then float64) to 1e-6
         for precision in ("mixed", "float64"):
             got = _pairs(X, Y, ("linear", "debiased", "rbf"), precision=precision, chunk_rows=50)
             # the engine sees float32 inputs: compare with the references on the same float32 values
             X32, Y32 = X.astype(np.float32).astype(np.float64), Y.astype(np.float32).astype(np.float64)
-            assert got["linear"] == pytest.approx(_cka(X32 @ X32.T, Y32 @ Y32.T, _hsic0), abs=1e-6)
-            assert got["debiased"] == pytest.approx(_cka(X32 @ X32.T, Y32 @ Y32.T, _hsic1), abs=1e-6)
-            assert got["rbf"] == pytest.approx(_cka(_rbf_gram(X32, 0.8), _rbf_gram(Y32, 0.8), _hsic0), abs=1e-6)
+            assert got["linear"] == pytest.approx(ref.cka(X32 @ X32.T, Y32 @ Y32.T, ref.hsic0), abs=1e-6)
+            assert got["debiased"] == pytest.approx(ref.cka(X32 @ X32.T, Y32 @ Y32.T, ref.hsic1), abs=1e-6)
+            ref_rbf32 = ref.cka(ref.rbf_gram(X32, 0.8), ref.rbf_gram(Y32, 0.8), ref.hsic0)
+            assert got["rbf"] == pytest.approx(ref_rbf32, abs=1e-6)
 
 
 def test_identical_representations_give_one():

@@ -9,6 +9,7 @@ import pytest
 
 from tests.helpers.files import visible_files
 from tests.helpers.folders import write_matrix_folder
+from tests.helpers import references as ref
 from tests.helpers.references import linear_cka_features
 from tests.helpers.scripts import error_lines, run_script
 
@@ -63,6 +64,26 @@ def test_writes_json_csv_and_heatmap(cka_run):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     rbf = json.loads((folder / "rbf.json").read_text())
     assert rbf["settings"]["rbf_sample"] == 300 and rbf["settings"]["rbf_sigma"] == 0.8
+
+
+def test_debiased_and_rbf_values_equal_the_papers_gram_formulas(cka_run):
+    """The script's debiased and RBF maps against the Gram-matrix equations written in tests/helpers/references.py
+    (Song et al. 2012 Eq. 5 in CKA; Kornblith et al. 2019's Gaussian kernel at 0.8 x the median distance), on the
+    float32 values the script reads. rbf_sample (5000 by default) is above n = 300: every row is used."""
+    tmp, _, _ = cka_run
+    folder = tmp / "res" / "org__text__vs__speech"
+    m1 = [np.load(tmp / "mats" / "org__text" / f"layer_{i}.npy").astype(np.float64) for i in range(3)]
+    m2 = [np.load(tmp / "mats" / "speech" / f"layer_{j}.npy").astype(np.float64) for j in range(2)]
+    debiased = np.array(json.loads((folder / "debiased.json").read_text())["values"])
+    want = np.array([[ref.cka(a @ a.T, b @ b.T, ref.hsic1) for b in m2] for a in m1])
+    np.testing.assert_allclose(debiased, want, atol=1e-6)
+    rbf = json.loads((folder / "rbf.json").read_text())
+    assert rbf["settings"]["rbf_sample"] == 300
+    want = np.array([[ref.cka(ref.rbf_gram(a, 0.8), ref.rbf_gram(b, 0.8), ref.hsic0) for b in m2] for a in m1])
+    np.testing.assert_allclose(np.array(rbf["values"]), want, atol=1e-6)
+    # the three estimators differ on these data, so a mix-up between them cannot pass
+    linear = np.array(json.loads((folder / "linear.json").read_text())["values"])
+    assert np.abs(linear - debiased).min() > 1e-3 and np.abs(linear - np.array(rbf["values"])).min() > 1e-3
 
 
 def test_bootstrap_interval_contains_estimate_and_permutation_baseline(cka_run):

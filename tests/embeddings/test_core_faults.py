@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -106,6 +107,56 @@ def test_kill_9_at_several_points_then_resume_is_byte_identical(setup, tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert temp_files(folder) == []
     assert folder_bytes(folder) == folder_bytes(setup["ref"])  # done file included: same records, same order
+
+
+def _batches(al: Path, budget_s: float) -> list[list[str]]:
+    """The batch plan as the extraction core documents it, written out here: utterances longest first (ties by
+    id), a batch grows while (its size + 1) x its longest duration stays within the budget."""
+    utts = sorted(json.loads(al.read_text())["utterances"], key=lambda u: (-u["num_samples"], u["id"]))
+    batches: list[list[str]] = []
+    longest = 0.0
+    for u in utts:
+        seconds = u["num_samples"] / u["sample_rate_hz"]
+        if batches and batches[-1] and max(longest, seconds) * (len(batches[-1]) + 1) <= budget_s:
+            batches[-1].append(u["id"])
+            longest = max(longest, seconds)
+        else:
+            batches.append([u["id"]])
+            longest = seconds
+    return batches
+
+
+def test_resume_with_partly_finished_batches_redoes_only_their_missing_utterances(setup, tmp_path):
+    """Two partly finished batches: one utterance removed from the middle of one (its file and its done record),
+    and the run cut in the middle of a later one (as a kill between two record groups leaves it). The resumed
+    run writes exactly the missing utterances, leaves every finished file alone, and the folder equals an
+    uninterrupted run's byte for byte; the done file holds the same records, the new ones appended in plan order."""
+    ref = setup["ref"]
+    records = (ref / "done.shard-0-of-1.jsonl").read_bytes().splitlines(keepends=True)
+    order = [json.loads(r)["utt"] for r in records]
+    batches = _batches(setup["al"], float(BATCH[1]))
+    assert order == [u for b in batches for u in b]  # the plan written out here is the one the run followed
+    multi = [b for b in batches if len(b) >= 3]
+    assert len(multi) >= 2, [len(b) for b in batches]
+    removed = multi[0][len(multi[0]) // 2]  # in the middle of a batch whose other members are finished
+    cut = order.index(multi[-1][len(multi[-1]) // 2])  # the later batch keeps its first members only
+    folder = tmp_path / "emb" / SLUG
+    shutil.copytree(ref, folder)
+    gone = {removed, *order[cut:]}
+    for utt in gone:
+        (folder / "utts" / f"{utt}.npy").unlink()
+    kept_records = [r for r, u in zip(records, order[:cut]) if u != removed]
+    (folder / "done.shard-0-of-1.jsonl").write_bytes(b"".join(kept_records))
+    kept = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in (folder / "utts").iterdir()}
+    proc = run_speech(setup["model"], setup["al"], tmp_path / "emb", *BATCH)
+    assert proc.returncode == 0, proc.stderr
+    # no finished file was written again (the writer replaces a file by renaming a new one over it)
+    assert {name: (p.stat().st_ino, p.stat().st_mtime_ns) for name, p in
+            ((n, folder / "utts" / n) for n in kept)} == kept
+    assert sorted(p.stem for p in (folder / "utts").iterdir() if p.name not in kept) == sorted(gone)
+    assert folder_bytes(folder, with_done=False) == folder_bytes(ref, with_done=False)
+    done = (folder / "done.shard-0-of-1.jsonl").read_bytes()
+    assert done == b"".join(kept_records + [records[order.index(removed)]] + records[cut:])
 
 
 def test_two_concurrent_shards_equal_one_worker(setup, tmp_path):

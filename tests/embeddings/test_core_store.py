@@ -79,6 +79,10 @@ def test_layout_manifest_and_reader(corpus, tmp_path):
     for u in alignment.utterances:
         arr = emb.load(u.utt_id)
         assert arr.shape == (2, len(u.words), 4) and arr.dtype == np.float16
+        # the values the stand-in produces, written out here: (layer, word, d) -> (index in C order) / 7 + k
+        k = int(u.utt_id.split("-")[-1])
+        index = np.arange(2 * len(u.words) * 4).reshape(2, len(u.words), 4)
+        assert np.array_equal(arr, (index / 7.0 + k).astype(np.float32).astype(np.float16)), u.utt_id
         assert emb.words(u.utt_id) == [w.word for w in u.words]
         assert (folder / "utts" / f"{u.utt_id}.npy").stat().st_size == store.npy_nbytes(arr.shape, "float16")
     lines = (folder / "done.shard-0-of-1.jsonl").read_text().splitlines()

@@ -1,7 +1,8 @@
 """Every speech family: one vector per word, every layer, equal to the mean of the model's own frames.
 
 The reference runs the model directly (transformers' feature extractor + model, or s3prl's wav2vec2_custom
-upstream) one utterance at a time and averages the word's frames with numpy.
+upstream) one utterance at a time and averages the word's frames with numpy; the frames are those the frame
+rule gives for the TextGrid's word times, computed in the test (tests/helpers/references.frame_span).
 """
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import argparse
 
 import numpy as np
 import pytest
+from praatio import textgrid
 
-from tests.helpers.references import word_means
-from tests.helpers.speech import demo_alignment, random_corpus, reference, tiny_model
+from tests.helpers.references import frame_span, word_means
+from tests.helpers.speech import DEMO_TEXTGRIDS, demo_alignment, random_corpus, reference, tiny_model
 from wordreps.alignments.format import load_alignment
 from wordreps.common.audio import load_audio
 from wordreps.embeddings.base import BatchItem
@@ -37,6 +39,18 @@ def alignment_path(tmp_path_factory):
     if path is None:  # the demo corpus is made by another stage; fall back to a synthetic corpus
         path = random_corpus(tmp_path_factory.mktemp("corpus"), [2.1, 3.4, 1.7, 2.9])
     return path
+
+
+def _word_times(utt) -> list[tuple[float, float]]:
+    """(start_s, end_s) of each word from the utterance's TextGrid, read here with praatio (the demo corpus), or
+    the times the synthetic corpus was written with."""
+    speaker, chapter, _ = utt.utt_id.split("-") if utt.utt_id.count("-") == 2 else ("", "", "")
+    path = DEMO_TEXTGRIDS / "dev-clean" / speaker / chapter / f"{utt.utt_id}.TextGrid"
+    if not path.is_file():
+        return [(w.start_s, w.end_s) for w in utt.words]
+    entries = textgrid.openTextgrid(str(path), includeEmptyIntervals=False).getTier("words").entries
+    assert [e.label.lower() for e in entries] == [w.word for w in utt.words]
+    return [(e.start, e.end) for e in entries]
 
 
 def _args(al, out_dir, *extra):
@@ -65,9 +79,10 @@ def test_pooled_vectors_equal_mean_of_model_frames(name, family, sensitive, alig
         assert got.shape == (3, len(utt.words), backend.dim)
         assert emb.words(utt.utt_id) == [w.word for w in utt.words]
         assert emb.missing(utt.utt_id) == []
-        states = reference(name, load_audio(utt.audio_path, 16000))
+        audio = load_audio(utt.audio_path, 16000)
+        states = reference(name, audio)
         assert len(states) == 3
-        spans = [(w.first_frame, w.last_frame) for w in utt.words]
+        spans = [frame_span(start, end, len(audio)) for start, end in _word_times(utt)]
         for layer, hidden in enumerate(states):
             want = word_means(hidden, spans)
             scale = np.abs(want).max() + 1e-6

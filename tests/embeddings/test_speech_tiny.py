@@ -4,12 +4,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers.scripts import run_script
-from tests.helpers.speech import hf_model, s3prl_model, tiny_model
+from tests.helpers.speech import hf_model, reference, s3prl_model, tiny_model
 from wordreps.embeddings.backends.speech import conv_geometry, conv_output_lengths
-from wordreps.embeddings.families import s3prl_hub_names
+from wordreps.embeddings.base import BatchItem, Utterance, Word
+from wordreps.embeddings.families import load_backend, s3prl_hub_names
 from wordreps.embeddings.tiny.speech import build_hf, build_s3prl
 
 
@@ -52,7 +54,8 @@ def test_cli_builds_the_named_models(tmp_path):
 @pytest.mark.parametrize("name", ["tiny-s3prl-wav2vec2.pt", "tiny-s3prl-wav2vec2-large.pt", "tiny-wav2vec2-group",
                                   "tiny-wav2vec2-layer"])
 def test_layer_0_is_the_input_to_the_first_block(name):
-    """Both libraries' hidden_states[0]: projected CNN features + positional conv (+ LayerNorm if post-norm)."""
+    """Both libraries' hidden_states[0]: projected CNN features + positional conv (+ LayerNorm if post-norm), and
+    the backend's layer 0 is that hidden_states[0] (layer numbering: 0 = the input to the first block)."""
     import torch
 
     torch.manual_seed(0)
@@ -76,3 +79,17 @@ def test_layer_0_is_the_input_to_the_first_block(name):
         want = m.encoder.layer_norm(pos) if post_norm else pos
         assert torch.allclose(states[0], want, atol=1e-5)
         assert not torch.allclose(states[0], proj, atol=1e-3)  # the positional conv is part of layer 0
+    # the same through the backend: one word per frame, so its word vectors are the frames themselves; layer 0
+    # is the library's hidden_states[0] (transformers: after its own feature extractor), the last layer its last
+    audio = x.numpy()
+    frames = (len(audio) - 400) // 320 + 1
+    words = [Word(f"f{t}", 0.02 * t, 0.02 * t + 0.02, t, t) for t in range(frames)]
+    got = load_backend("speech", path, "cpu").embed([BatchItem(Utterance("u", "-", "", len(audio), 16000, words),
+                                                               audio)])[0]
+    library = reference(name, audio)
+    assert got.shape == (3, frames, library[0].shape[-1]) and len(library) == 3
+    for layer in (0, 2):
+        np.testing.assert_allclose(got[layer], library[layer], rtol=1e-4, atol=1e-4 * np.abs(library[layer]).max(),
+                                   err_msg=f"layer {layer}")
+    if name.endswith(".pt"):  # s3prl takes the waveform as it is: layer 0 is the block input built above
+        np.testing.assert_allclose(got[0], want[0].numpy(), rtol=1e-4, atol=1e-4 * float(want.abs().max()))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -39,6 +40,70 @@ def test_demo_writes_summary_heatmaps_and_asif(demo_run):
     asif = json.loads((out / "results" / "asif" / "tiny-wav2vec2__vs__all-MiniLM-L6-v2" / "summary.json").read_text())
     assert {r["direction"] for r in asif["results"]} == {"tiny-wav2vec2_to_all-MiniLM-L6-v2",
                                                          "all-MiniLM-L6-v2_to_tiny-wav2vec2"}
+
+
+def _table(summary: str, heading: str) -> list[list[str]]:
+    """The body rows of the first Markdown table under ``heading``, as cells."""
+    lines = summary.split(heading, 1)[1].splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines[start + 2:end]]
+
+
+def _cka_map(out: Path, metric: str, model1: str, model2: str) -> np.ndarray:
+    """(layers of model1, layers of model2) values of ``metric``, from whichever order the pair's folder has."""
+    folder = out / "results" / "cka" / f"{model1}__vs__{model2}"
+    if not folder.is_dir():
+        return _cka_map(out, metric, model2, model1).T
+    res = json.loads((folder / f"{metric}.json").read_text())
+    return np.array([[np.nan if v is None else v for v in row] for row in res["values"]])
+
+
+def test_summary_numbers_are_those_of_the_files_they_come_from(demo_run):
+    out, _ = demo_run
+    summary = (out / "summary.md").read_text()
+    keys = json.loads((out / "words_in_order.json").read_text())
+    assert f"Shared word occurrences: **{len(keys['rows'])}**" in summary
+    # models: layers and dim from each manifest, words without a vector counted here from the arrays (NaN rows)
+    models = _table(summary, "## Models")
+    assert sorted(row[0] for row in models) == sorted(keys["models"])
+    for folder, _kind, _model, layers, dim, missing in models:
+        manifest = json.loads((out / "embeddings" / folder / "manifest.json").read_text())
+        assert (int(layers), int(dim)) == (manifest["num_layers"], manifest["dim"]), folder
+        nan_rows = sum(int(np.isnan(np.load(p)).all(axis=(0, 2)).sum())
+                       for p in (out / "embeddings" / folder / "utts").glob("*.npy"))
+        assert int(missing) == nan_rows, folder
+    assert any(int(row[5]) > 0 for row in models)  # the demo's GloVe leaves words out: not all zeros
+    # every pair of layers: n and the highest value with its layers, from each pair's JSON
+    pairs = sorted((out / "results" / "cka").glob("*__vs__*"))
+    assert len(pairs) == 15
+    for folder in pairs:
+        res = json.loads((folder / "linear.json").read_text())
+        values = _cka_map(out, "linear", *folder.name.split("__vs__"))
+        line = re.search(rf"### {re.escape(res['model1']['name'])} vs {re.escape(res['model2']['name'])}\n\n"
+                         r"n = (\d+); highest linear CKA ([\d.]+) at layers \((\d+), (\d+)\)", summary)
+        assert line, folder.name
+        n, best, i, j = line.groups()
+        assert int(n) == res["num_rows"] == len(keys["rows"])
+        assert best == f"{np.nanmax(values):.3f}"
+        # the layers named hold that maximum (ties on a self-map's diagonal may name any of them)
+        i, j = res["model1"]["layers"].index(int(i)), res["model2"]["layers"].index(int(j))
+        assert values[i, j] == pytest.approx(np.nanmax(values), abs=1e-9), folder.name
+    # ASIF: each pair is the audio and text layers with the highest debiased CKA; each row is the best (k, p) of
+    # its direction in the pair's summary.json (by top-1), with the numbers written there
+    assert "the pair with the highest debiased linear CKA" in summary
+    rows = _table(summary, "## ASIF retrieval")
+    assert len(rows) == 2 * len(list((out / "results" / "asif").iterdir())) == 12
+    for pair, layers, direction, k, p, top1, top5, mrr, chance1, queries in rows:
+        audio, text = pair.split("__vs__")
+        deb = _cka_map(out, "debiased", audio, text)
+        assert tuple(int(x) for x in layers.split(" / ")) == np.unravel_index(np.nanargmax(deb), deb.shape), pair
+        results = json.loads((out / "results" / "asif" / pair / "summary.json").read_text())["results"]
+        mine = [r for r in results if r["direction"] == direction]
+        row = next(r for r in mine if r["k"] == int(k) and r["p"] == float(p))
+        assert row["top1"] == max(r["top1"] for r in mine), (direction, k, p)
+        assert [top1, top5, mrr, chance1] == [f"{row[m]:.3f}" for m in ("top1", "top5", "mrr", "chance_top1")]
+        assert int(queries) == row["num_queries"]
 
 
 def test_keys_are_the_occurrences_every_model_has(demo_run):
