@@ -96,6 +96,13 @@ def test_vectorised_equals_scalar():
 def test_end_before_start_is_refused():
     with pytest.raises(ValueError):
         word_frames(0.5, 0.4, W2V, 16000)
+    # one bad word among good ones is enough (a NaN time, or an end before its start)
+    with pytest.raises(ValueError):
+        words_frames(np.array([0.1, np.nan, 0.5]), np.array([0.2, 0.4, 0.6]), W2V, 16000)
+    with pytest.raises(ValueError):
+        words_frames(np.array([0.1, 0.3, 0.5]), np.array([0.2, np.inf, 0.6]), W2V, 16000)
+    with pytest.raises(ValueError):
+        words_frames(np.array([0.1, 0.3, 0.5]), np.array([0.2, 0.25, 0.6]), W2V, 16000)
 
 
 # ------------------------------------------------------------------------------- property vs exact brute force

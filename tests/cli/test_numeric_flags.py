@@ -53,6 +53,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "tools/make_tiny_ast.py": [("--max_length", "15", "[16, 4096]"), ("--seed", "-1", "[0, 2147483647]")],
     "tools/make_tiny_speech.py": [("--seed", "-1", "[0, 2147483647]")],
+    "tools/mutation_check.py": [("--sample", "0", "[1, 100000]")],
     "tools/make_tiny_text.py": [("--glove_dim", "0", "[1, 4096]"), ("--glove_oov_every", "-1", ">= 0"),
                                 ("--seed", "-1", "[0, 2147483647]")],
     "experiments/experiment_CKA.py": [

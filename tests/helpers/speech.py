@@ -108,6 +108,7 @@ def demo_alignment() -> Path | None:
 # ---------------------------------------------------------------------------------------------- runs
 
 def speech_args(model: str | Path, al: Path, out_dir: Path, *extra: str) -> list[str]:
+    """embeddings/speech_embedding.py's flags for one model, alignment and output folder, on the CPU."""
     return ["--model", str(model), "--path", str(al), "--out_dir", str(out_dir), "--device", "cpu", "--no_progress",
             *extra]
 
@@ -139,6 +140,7 @@ def hf_reference(model_dir: Path, audio: np.ndarray) -> list[np.ndarray]:
 
 @functools.lru_cache(maxsize=None)
 def hf_model(path: str):
+    """A transformers speech model loaded by transformers itself (once per test process)."""
     import transformers as tf
 
     return tf.AutoModel.from_pretrained(path).eval()
@@ -156,11 +158,13 @@ def s3prl_reference(ckpt: Path, audio: np.ndarray) -> list[np.ndarray]:
 
 @functools.lru_cache(maxsize=None)
 def s3prl_model(path: str):
+    """An s3prl wav2vec2_custom upstream loaded by s3prl itself (once per test process)."""
     from s3prl.upstream.wav2vec2.hubconf import wav2vec2_custom
 
     return wav2vec2_custom(ckpt=path).eval()
 
 
 def reference(model_name: str, audio: np.ndarray) -> list[np.ndarray]:
+    """The library's own hidden states of one utterance for a tiny model of tiny_model()."""
     path = tiny_model(model_name)
     return s3prl_reference(path, audio) if model_name.endswith(".pt") else hf_reference(path, audio)
