@@ -6,6 +6,9 @@ The vector file (``--glove``, default ``datasets/glove/glove.42B.300d.txt``; Glo
 ``.bin``, plain or ``.gz``/``.bz2``, or a gensim ``.kv`` file) is read once, keeping only the alignment's
 words, into a cache under ``--glove_cache``; later runs read the cache. Out-of-vocabulary words are stored
 as NaN rows and listed as missing in the done records and in the manifest (``describe.oov_words``).
+``--oov compose`` gives a word the file lacks but GloVe's own tokenizer splits (``i'm`` -> ``i`` + ``'m``,
+``don't`` -> ``do`` + ``n't``) the mean of its pieces' vectors (``wordreps/embeddings/backends/glove_oov.py``); the manifest
+records the choice and which words each choice leaves without a vector.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from wordreps.embeddings.backends.glove import (
     vocabulary_of,
 )
 from wordreps.embeddings.extract import add_extraction_args, run_extraction
+from wordreps.embeddings.backends.glove_oov import OOV_CHOICES
 from wordreps.embeddings.families import load_backend
 
 DEFAULT_GLOVE = "datasets/glove/glove.42B.300d.txt"
@@ -33,12 +37,19 @@ def main() -> int:
                              "word2vec text, else GloVe text (default: auto)")
     parser.add_argument("--glove_cache", default=str(DEFAULT_GLOVE_CACHE),
                         help="folder for the corpus-vocabulary cache (default: %(default)s)")
+    parser.add_argument("--oov", choices=OOV_CHOICES, default="missing",
+                        help="a word the vector file lacks: missing = no vector (its occurrences leave the shared "
+                             "keys); compose = mean of the vectors of GloVe's own split of it (i'm -> i + 'm, "
+                             "don't -> do + n't), when all pieces have one (default: %(default)s)")
     add_extraction_args(parser, audio=False)
     parser.set_defaults(name="glove")
     args = parser.parse_args()
-    # the corpus vocabulary decides which lines of the (multi-GB) vector file are kept
-    vocab = vocabulary_of(load_alignment(args.path).utterances)
-    backend = load_backend("glove", args.glove, vocab=vocab, cache_dir=args.glove_cache, fmt=args.glove_format)
+    alignment = load_alignment(args.path)
+    alignment.require_words(args.glove)  # before the (multi-GB) vector file is read
+    # the corpus vocabulary decides which lines of the vector file are kept
+    vocab = vocabulary_of(alignment.utterances)
+    backend = load_backend("glove", args.glove, vocab=vocab, cache_dir=args.glove_cache, fmt=args.glove_format,
+                           oov=args.oov)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

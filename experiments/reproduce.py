@@ -2,6 +2,7 @@
 
     python3 experiments/reproduce.py            # LibriSpeech dev-clean, the thesis's five models (GPU, network)
     python3 experiments/reproduce.py --demo     # bundled demo corpus, tiny local models, CPU, offline
+    python3 experiments/reproduce.py --demo --units phones   # the same chain on phones, audio models only
 
 Every step is one of the stage scripts with the flags a user would type; a step whose outputs are complete is
 skipped, so a killed run resumes by running the same command again. Ends by printing where the summary is.
@@ -27,6 +28,12 @@ def main() -> int:
                              "glove, text, speech, audio (default: the thesis's five: %s)" % " ".join(THESIS_MODELS))
     parser.add_argument("--glove", default="datasets/glove/glove.42B.300d.txt",
                         help="GloVe vectors file for the model 'glove' (default: %(default)s)")
+    parser.add_argument("--glove_oov", choices=("missing", "compose"), default=None,
+                        help="GloVe's words without a vector: missing (default) or compose (mean of GloVe's own "
+                             "split, i'm -> i + 'm); the summary shows what each choice loses")
+    parser.add_argument("--units", choices=("words", "phones"), default="words",
+                        help="compare word occurrences, or phone occurrences (the TextGrids' phones tier; audio "
+                             "models only: text models are left out of the default list) (default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     parser.add_argument("--out_root", default=None,
                         help="where embeddings/, matrices/, results/ and summary.md go "

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from wordreps.alignments.markers import MarkerRule
 from wordreps.alignments.textgrids import WordInterval, read_textgrid_words
 from wordreps.common.errors import UserError
 
@@ -105,8 +106,8 @@ Object class = "TextGrid"
 "<eps>"
 '''
 
-EXPECTED = [WordInterval("mister", 0.12, 0.45), WordInterval("quilter", 0.5, 0.8), WordInterval("<unk>", 0.8, 0.9),
-            WordInterval("mister", 0.9, 1.2)]
+UNK = WordInterval("<unk>", 0.8, 0.9)
+EXPECTED = [WordInterval("mister", 0.12, 0.45), WordInterval("quilter", 0.5, 0.8), WordInterval("mister", 0.9, 1.2)]
 
 
 def _write(tmp_path: Path, text: str | bytes, name: str = "1-2-0003.TextGrid") -> Path:
@@ -115,13 +116,18 @@ def _write(tmp_path: Path, text: str | bytes, name: str = "1-2-0003.TextGrid") -
     return path
 
 
-@pytest.mark.parametrize("text", [LONG, SHORT], ids=["long", "short"])
-def test_both_formats_give_the_same_words(tmp_path, text):
-    # Lower-cased, silences ("", sp, sil, <eps>) skipped, <unk> kept, the repeated "mister" kept twice.
+@pytest.mark.parametrize("text,skipped", [(LONG, {"": 2, "sp": 1, "<unk>": 1}),
+                                          (SHORT, {"": 1, "sil": 1, "<unk>": 1, "<eps>": 1})], ids=["long", "short"])
+def test_both_formats_give_the_same_words(tmp_path, text, skipped):
+    # Lower-cased, markers ("", sp, sil, <eps>, <unk>) skipped and counted, the repeated "mister" kept twice.
     tg = read_textgrid_words(_write(tmp_path, text))
     assert tg.words == EXPECTED
     assert sorted(tg.tier_names) == ["phones", "words"]
     assert tg.xmax_s == 1.5
+    assert dict(tg.skipped.counts) == skipped  # the words tier's labels above, read by eye
+    # the rule before markers existed: keep everything, skip only silences
+    old = read_textgrid_words(_write(tmp_path, text), MarkerRule.from_flags(True, ["sp", "sil", "<eps>"]))
+    assert old.words == EXPECTED[:2] + [UNK] + EXPECTED[2:]
 
 
 def test_utf16_with_bom_and_speaker_prefixed_tier(tmp_path):

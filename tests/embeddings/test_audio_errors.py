@@ -30,7 +30,7 @@ def test_easyaudio_absent_is_one_line_with_the_install_command(tmp_path):
     assert "Traceback" not in res.stderr
     (line,) = error_lines(res.stderr)
     assert "easyaudio is not installed" in line and "'encodecmae_base'" in line
-    assert INSTALL in line and "see README: Installing easyaudio" in line
+    assert INSTALL in line and "see docs/models.md: Installing easyaudio" in line
     assert not out_dir.exists()
 
 

@@ -6,6 +6,7 @@ tests run ``python3 <script>`` from the repository root (or ``cwd``).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import runpy
 import subprocess
@@ -61,6 +62,24 @@ def error_lines(out: str | subprocess.CompletedProcess) -> list[str]:
     """The ``error:`` lines of a run's stderr (or of a stderr string)."""
     stderr = out.stderr if isinstance(out, subprocess.CompletedProcess) else out
     return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def help_text(script: str | Path) -> str:
+    """What ``python3 <script> --help`` prints, read in-process (the script run as ``__main__``)."""
+    out = io.StringIO()
+    saved = sys.argv
+    sys.argv = [str(script), "--help"]
+    try:
+        with contextlib.redirect_stdout(out):
+            try:
+                runpy.run_path(str(REPO / script), run_name="__main__")
+            except SystemExit as exc:
+                assert exc.code in (0, None), f"{script} --help exited with {exc.code}"
+            else:
+                raise AssertionError(f"{script} --help did not exit")
+    finally:
+        sys.argv = saved
+    return out.getvalue()
 
 
 def script_main(script: str | Path) -> Callable:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.helpers.docs import check_python_page, run_python_page
 from tests.helpers.references import linear_cka_gram
 from tests.helpers.scripts import run_script
 
@@ -140,3 +141,9 @@ def test_second_run_skips_every_step(demo_run):
     steps = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert steps and not [s for s in steps if s.startswith("[run ]")], steps
     assert {p: p.read_bytes() for p in (out / "results").rglob("*.json")} == before
+
+
+def test_the_python_page_runs_on_the_demo_outputs(demo_run, tmp_path):
+    """docs/python.md's example, run on this demo's outputs; its two routes to linear CKA agree."""
+    out, _ = demo_run
+    check_python_page(run_python_page(out))

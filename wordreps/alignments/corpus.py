@@ -10,46 +10,31 @@ Either root may also point straight at the split folder. Every TextGrid needs it
 line; audio files without a TextGrid are skipped and counted. Audio paths are stored as built from
 ``audio_root`` as the user gave it (relative to the working directory when relative).
 
-Words past the audio's end: a word interval ending more than one hop after the audio's last sample is an
-error (the TextGrid belongs to other audio, or the audio was cut); with ``allow_past_end`` such words
-are clipped to the audio's end instead (a word starting past it becomes a zero-length word at the end,
-which the frame rule gives the last frame) and counted. Ends up to one hop past the end are kept as
-written: the aligner rounds times, and the frame rule limits frames to the audio's.
+What is the same for every corpus format (units past the audio's end, the frame rule, the transcript check)
+is in ``wordreps/alignments/utterances.py``.
+
+Without ``--audio_root`` the audio is looked for in ``datasets/librispeech-clean-16k`` (or ``-24k`` by the
+sample rate, relative to the working directory) and then beside the TextGrid folder
+(``<path>/../librispeech-clean-16k``), the layout of the thesis's README, which keeps ``datasets/`` next to
+the repository and passes ``--path ../datasets/alignments`` (:func:`find_audio_root`).
 """
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
-from wordreps.alignments.frames import words_frames
 from wordreps.alignments.geometry import FrameGeometry, format_number
-from wordreps.alignments.textgrids import read_textgrid_words
+from wordreps.alignments.markers import DEFAULT_MARKERS, MarkerRule
+from wordreps.alignments.textgrids import WORDS_TIER, read_textgrid_units
+from wordreps.alignments.utterances import CorpusAlignment, CorpusBuilder, UnitOptions
 from wordreps.common.audio import audio_header
 from wordreps.common.errors import UserError
-from wordreps.embeddings.base import Utterance, Word
 
 DEFAULT_AUDIO_ROOTS = {16000: "datasets/librispeech-clean-16k", 24000: "datasets/librispeech-clean-24k"}
 AUDIO_SUFFIX = ".flac"
-
-
-@dataclass
-class CorpusAlignment:
-    utterances: list[Utterance]
-    transcript_match: dict[str, bool]
-    textgrid_root: str
-    audio_root: str
-    mismatches: list[str] = field(default_factory=list)        # utterance ids, sorted
-    clipped_words: int = 0                                      # words clipped by allow_past_end
-    audio_without_textgrid: list[str] = field(default_factory=list)
-
-    @property
-    def num_words(self) -> int:
-        return sum(len(u.words) for u in self.utterances)
 
 
 def default_audio_root(sample_rate_hz: int) -> str:
@@ -57,6 +42,33 @@ def default_audio_root(sample_rate_hz: int) -> str:
         raise UserError(f"there is no default audio folder for {sample_rate_hz} Hz (defaults exist for 16 and "
                         "24 kHz); pass --audio_root")
     return DEFAULT_AUDIO_ROOTS[sample_rate_hz]
+
+
+def find_audio_root(textgrid_path: str, split: str, sample_rate_hz: int) -> tuple[str, str]:
+    """The audio folder when ``--audio_root`` is not given, and one line saying which was used.
+
+    Candidates in order: ``datasets/librispeech-clean-<k>k`` (relative to the working directory, as before),
+    then ``librispeech-clean-<k>k`` beside the TextGrid folder (beside its parent when ``textgrid_path`` is the
+    split folder itself). The first that exists wins; when none does, the first whose 16 kHz sibling exists
+    (so that the reader's error names the resample command), else a :class:`UserError` naming both.
+    """
+    default = default_audio_root(sample_rate_hz)
+    tg = os.path.normpath(textgrid_path)
+    holder = os.path.dirname(tg) if os.path.basename(tg) == split else tg
+    beside = os.path.normpath(os.path.join(holder, os.pardir, os.path.basename(default)))
+    candidates = [default] + ([beside] if os.path.abspath(beside) != os.path.abspath(default) else [])
+    existing = [c for c in candidates if os.path.isdir(c)]
+    if existing:
+        chosen = existing[0]
+        where = "the default folder" if chosen == default else "beside the TextGrid folder"
+        also = f"; {existing[1]} exists too, pass --audio_root to choose" if len(existing) > 1 else ""
+        return chosen, f"note: audio from {chosen} ({where}; no --audio_root given{also})"
+    for c in candidates:
+        source = re.sub(r"\d+(\.\d+)?k(?=[^/]*$)", "16k", c)
+        if source != c and os.path.isdir(source):
+            return c, f"note: audio expected in {c} (no --audio_root given)"
+    raise UserError(f"no audio folder at {' or '.join(candidates)} (looked there because no --audio_root was "
+                    "given); pass --audio_root, or put the audio in one of them")
 
 
 def _has_chapters(folder: Path, pattern: str) -> bool:
@@ -126,15 +138,9 @@ def audio_num_samples(path: str, sample_rate_hz: int, resample_hint: str = "pyth
     return int(info.frames)
 
 
-def _first_difference(a: list[str], b: list[str]) -> str:
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return f"word {i + 1}: TextGrid {x!r} vs transcript {y!r}"
-    return f"TextGrid has {len(a)} words, transcript {len(b)}"
-
-
 def align_corpus(textgrid_root: str, audio_root: str, split: str, geometry: FrameGeometry, *,
-                 strict: bool = False, allow_past_end: bool = False, progress: bool = True) -> CorpusAlignment:
+                 strict: bool = False, allow_past_end: bool = False, progress: bool = True,
+                 tier: str = WORDS_TIER, markers: MarkerRule = DEFAULT_MARKERS) -> CorpusAlignment:
     """Every TextGrid of the split as an :class:`Utterance` with frames by the frame rule, sorted by id."""
     tg_split = split_folder(textgrid_root, split, "TextGrid", "--path", "*/*/*.TextGrid")
     if not os.path.exists(audio_root):
@@ -150,26 +156,17 @@ def align_corpus(textgrid_root: str, audio_root: str, split: str, geometry: Fram
                         "pass the right --path and --split")
 
     sr = geometry.sample_rate_hz
-    tolerance_s = geometry.hop_s
+    builder = CorpusBuilder(geometry, UnitOptions(tier=tier, markers=markers, strict=strict,
+                                                  allow_past_end=allow_past_end))
     transcripts: dict[str, dict[str, str]] = {}
-    utterances: list[Utterance] = []
-    matches: dict[str, bool] = {}
-    mismatches: list[str] = []
-    clipped = 0
-    seen_ids: dict[str, Path] = {}
     for tg_path in tqdm(textgrids, desc="alignments", unit="utt", disable=None if progress else True):
         utt_id = tg_path.stem
-        if utt_id in seen_ids:
-            raise UserError(f"TextGrids {seen_ids[utt_id]} and {tg_path} have the same utterance id {utt_id}; "
-                            "remove one")
-        seen_ids[utt_id] = tg_path
         speaker, chapter = tg_path.parent.parent.name, tg_path.parent.name
         chapter_dir = os.path.join(audio_split, speaker, chapter)
         audio_path = os.path.join(chapter_dir, utt_id + AUDIO_SUFFIX)
 
-        tg = read_textgrid_words(str(tg_path))
+        units, words = read_textgrid_units(str(tg_path), tier, markers)
         num_samples = audio_num_samples(audio_path, sr, resample_command(audio_split, split, sr))
-        duration_s = num_samples / sr
 
         trans_path = os.path.join(chapter_dir, f"{speaker}-{chapter}.trans.txt")
         if trans_path not in transcripts:
@@ -177,41 +174,12 @@ def align_corpus(textgrid_root: str, audio_root: str, split: str, geometry: Fram
         if utt_id not in transcripts[trans_path]:
             raise UserError(f"transcript file {trans_path} has no line for utterance {utt_id} (TextGrid {tg_path}); "
                             "add it or remove the TextGrid")
-        transcript = transcripts[trans_path][utt_id]
-
-        starts = np.array([w.start_s for w in tg.words], dtype=np.float64)
-        ends = np.array([w.end_s for w in tg.words], dtype=np.float64)
-        past = ends > duration_s + tolerance_s + 1e-9
-        if past.any():
-            i = int(np.argmax(past))
-            if not allow_past_end:
-                raise UserError(
-                    f"TextGrid {tg_path}: word {i + 1} ({tg.words[i].word!r}) ends at {ends[i]:.3f} s, past the end "
-                    f"of its audio {audio_path} ({duration_s:.3f} s) by more than one frame hop; the TextGrid and "
-                    f"the audio do not match (pass --allow_past_end to clip such words to the audio's end)")
-            clipped += int(past.sum())
-            starts = np.where(past, np.minimum(starts, duration_s), starts)
-            ends = np.where(past, duration_s, ends)
-        first, last = words_frames(starts, ends, geometry, num_samples)
-        words = [Word(word=w.word, start_s=float(s), end_s=float(e), first_frame=int(f), last_frame=int(l_))
-                 for w, s, e, f, l_ in zip(tg.words, starts, ends, first, last)]
-
-        tg_words = [w.word for w in tg.words]
-        trans_words = transcript.lower().split()
-        match = tg_words == trans_words
-        if not match:
-            if strict:
-                raise UserError(f"TextGrid {tg_path} does not match the transcript of {utt_id} in {trans_path} "
-                                f"({_first_difference(tg_words, trans_words)}); fix one of them, or drop --strict "
-                                "to record the mismatch and go on")
-            mismatches.append(utt_id)
-        matches[utt_id] = match
-        utterances.append(Utterance(utt_id=utt_id, audio_path=audio_path, transcript=transcript,
-                                    num_samples=num_samples, sample_rate_hz=sr, words=words))
+        builder.add(utt_id, audio_path, num_samples, units.words, where=f"TextGrid {tg_path}",
+                    transcript=transcripts[trans_path][utt_id],
+                    words=None if words is None else [w.word for w in words.words],
+                    transcript_where=trans_path, skipped=units.skipped)
 
     audio_files = {p.stem for p in Path(audio_split).glob(f"*/*/*{AUDIO_SUFFIX}")}
-    without = sorted(audio_files - set(seen_ids))
-    utterances.sort(key=lambda u: u.utt_id)
-    return CorpusAlignment(utterances=utterances, transcript_match=matches, textgrid_root=tg_split,
-                           audio_root=audio_split, mismatches=sorted(mismatches), clipped_words=clipped,
-                           audio_without_textgrid=without)
+    without = sorted(audio_files - {p.stem for p in textgrids})
+    return builder.result(textgrid_root=tg_split, audio_root=audio_split, corpus_format="librispeech",
+                          skipped=without)

@@ -10,6 +10,8 @@ Format (version 1)::
      "geometry": {"sample_rate_hz": 16000, "hop_samples": 320, "receptive_field_samples": 400},
      "frame_rule": "centre-in-word, nearest-to-midpoint fallback",
      "textgrid_root": "...", "audio_root": "...",
+     "unit": "words", "tier": "words", "corpus_format": "librispeech",
+     "markers": {"labels": ["", "<eps>", ...], "bracketed": true}, "skipped_markers": {"": 412, "sp": 3},
      "utterances": [{"id": "1272-128104-0000", "audio_path": "datasets/.../1272-128104-0000.flac",
                      "transcript": "MISTER QUILTER IS ...", "num_samples": 93680, "sample_rate_hz": 16000,
                      "transcript_match": true,
@@ -18,6 +20,11 @@ Format (version 1)::
 
 Frames are inclusive (``first_frame..last_frame``) and lie in ``[0, geometry.num_frames(num_samples))``.
 Utterances are sorted by id; a word occurrence is identified by (utterance id, position in ``words``).
+
+``unit`` says what the entries of ``words`` are: "words" (also assumed for files written before the field
+existed), "phones", or the name of another tier. Every stage reads them the same way; text models accept
+only "words" (:meth:`Alignment.require_words`). ``transcript_match`` is left out for an utterance without a
+transcript (read as true). ``corpus_format``, ``markers`` and ``skipped_markers`` are provenance.
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -37,6 +45,7 @@ from wordreps.embeddings.base import Utterance, Word
 FORMAT = "wordreps.alignments"
 VERSION = 1
 FRAME_RULE = "centre-in-word, nearest-to-midpoint fallback"
+UNIT_WORDS = "words"
 
 _REMAKE = "re-create it with alignments/alignments_and_trans.py"
 
@@ -53,6 +62,16 @@ class Alignment:
     frame_rule: str = FRAME_RULE
     # utterance id -> did the TextGrid's word sequence equal the trans.txt transcript (case-insensitive)
     transcript_match: dict[str, bool] = field(default_factory=dict)
+    unit: str = UNIT_WORDS            # what the utterances' "words" are: words, phones or a tier's name
+    tier: str = UNIT_WORDS
+
+    def require_words(self, model: str) -> None:
+        """Refuse (:class:`UserError`) to give a text model anything but words."""
+        if self.unit != UNIT_WORDS:
+            raise UserError(
+                f"alignment file {self.path} holds {self.unit} (tier {self.tier!r}), but {model} is a text model, "
+                f"which reads words; extract text models from an alignment made with --tier words, and compare "
+                f"{self.unit} with audio models only")
 
     def by_id(self) -> dict[str, Utterance]:
         return {u.utt_id: u for u in self.utterances}
@@ -66,31 +85,44 @@ class Alignment:
         message names the alignment file to make and the exact command that makes it."""
         if geometry != self.geometry:
             name = default_alignment_file(geometry)
+            tier = "" if self.unit == UNIT_WORDS else f" --tier {self.tier}"
+            if tier:
+                name = name[:-len(".json")] + f"_{unit_slug(self.unit)}.json"
             raise UserError(
                 f"alignment file {self.path} was made for frames of {self.geometry.describe()}, but model {model} "
                 f"has {geometry.describe()}; make a matching alignment with `python3 alignments/alignments_and_trans.py "
-                f"{geometry.cli_flags()} --output {name}` (or --model), then pass --path {name}")
+                f"{geometry.cli_flags()}{tier} --output {name}` (or --model), then pass --path {name}")
 
 
-def utterance_to_dict(utt: Utterance, transcript_match: bool) -> dict:
-    return {
+def unit_slug(unit: str) -> str:
+    """A unit as file names show it: phones -> phones, "My Tier" -> My_Tier."""
+    return re.sub(r"[^\w.\-]+", "_", unit).strip("_") or "unit"
+
+
+def utterance_to_dict(utt: Utterance, transcript_match: bool | None) -> dict:
+    out = {
         "id": utt.utt_id,
         "audio_path": utt.audio_path,
         "transcript": utt.transcript,
         "num_samples": int(utt.num_samples),
         "sample_rate_hz": int(utt.sample_rate_hz),
-        "transcript_match": bool(transcript_match),
+        "transcript_match": None if transcript_match is None else bool(transcript_match),
         "words": [
             {"word": w.word, "start_s": float(w.start_s), "end_s": float(w.end_s),
              "first_frame": int(w.first_frame), "last_frame": int(w.last_frame)}
             for w in utt.words
         ],
     }
+    if transcript_match is None:  # no transcript to compare with
+        del out["transcript_match"]
+    return out
 
 
 def alignment_to_dict(geometry: FrameGeometry, utterances: Sequence[Utterance], *, textgrid_root: str = "",
-                      audio_root: str = "", transcript_match: dict[str, bool] | None = None) -> dict:
-    """The JSON object for ``utterances`` (sorted by id here so the file never depends on walk order)."""
+                      audio_root: str = "", transcript_match: dict[str, bool | None] | None = None,
+                      unit: str = UNIT_WORDS, tier: str = UNIT_WORDS, **provenance: Any) -> dict:
+    """The JSON object for ``utterances`` (sorted by id here so the file never depends on walk order).
+    ``provenance``: further top-level fields (corpus_format, markers, skipped_markers)."""
     transcript_match = transcript_match or {}
     ordered = sorted(utterances, key=lambda u: u.utt_id)
     return {
@@ -100,20 +132,24 @@ def alignment_to_dict(geometry: FrameGeometry, utterances: Sequence[Utterance], 
         "frame_rule": FRAME_RULE,
         "textgrid_root": str(textgrid_root),
         "audio_root": str(audio_root),
+        "unit": unit,
+        "tier": tier,
+        **provenance,
         "utterances": [utterance_to_dict(u, transcript_match.get(u.utt_id, True)) for u in ordered],
     }
 
 
 def write_alignment(path: str | os.PathLike, geometry: FrameGeometry, utterances: Sequence[Utterance], *,
                     textgrid_root: str = "", audio_root: str = "",
-                    transcript_match: dict[str, bool] | None = None) -> str:
+                    transcript_match: dict[str, bool | None] | None = None, unit: str = UNIT_WORDS,
+                    tier: str = UNIT_WORDS, **provenance: Any) -> str:
     """Validate and write the alignment JSON atomically; returns its sha256.
 
     The object is validated with the same checks :func:`load_alignment` applies, so a file this writes is
     always one that loads.
     """
     obj = alignment_to_dict(geometry, utterances, textgrid_root=textgrid_root, audio_root=audio_root,
-                            transcript_match=transcript_match)
+                            transcript_match=transcript_match, unit=unit, tier=tier, **provenance)
     _parse(obj, os.fspath(path))
     write_json_atomic(path, obj, indent=None)
     return sha256_file(path)
@@ -166,9 +202,13 @@ def _parse(obj: Any, path: str) -> Alignment:
         seen.add(utt.utt_id)
         utterances.append(utt)
         matches[utt.utt_id] = match
+    unit, tier = obj.get("unit", UNIT_WORDS), obj.get("tier", obj.get("unit", UNIT_WORDS))
+    if not isinstance(unit, str) or not unit or not isinstance(tier, str) or not tier:
+        raise UserError(f"alignment file {path}: 'unit' and 'tier' must be non-empty strings; {_REMAKE}")
     return Alignment(geometry=geometry, utterances=utterances, path=path, sha256="",
                      textgrid_root=str(obj.get("textgrid_root", "")), audio_root=str(obj.get("audio_root", "")),
-                     frame_rule=str(obj.get("frame_rule", FRAME_RULE)), transcript_match=matches)
+                     frame_rule=str(obj.get("frame_rule", FRAME_RULE)), transcript_match=matches, unit=unit,
+                     tier=tier)
 
 
 def _is_int(x: Any) -> bool:

@@ -451,6 +451,8 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
     from wordreps.alignments.format import load_alignment
 
     alignment = load_alignment(args.path)
+    if not backend.needs_audio:
+        alignment.require_words(backend.model_name)  # text models have no phones
     if backend.geometry is not None:
         alignment.require_geometry(backend.geometry, backend.model_name)
     if backend.sample_rate_hz is not None and backend.needs_audio and \

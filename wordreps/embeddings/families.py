@@ -169,6 +169,7 @@ class Family:
     geometry: Callable[[str], FrameGeometry | None] | None   # None: text (no frames)
     geometry_names: str = ""       # known names with a geometry, for messages and docs
     model_flag: str = "--model"    # how the script is given a model of this family
+    folder_name: str | None = None # the outputs' folder name when not derived from the model's (GloVe: a file)
     requires: str | None = None    # an optional package the family needs (not installable from PyPI)
 
     def load(self, model: str, device=None, **opts) -> Backend:
@@ -196,7 +197,7 @@ class Family:
 _B = "wordreps.embeddings.backends."
 FAMILIES: tuple[Family, ...] = (
     Family("glove", "glove", "text", "embeddings/glove_embedding.py", _B + "glove:load_glove_backend",
-           _glove_matches, None, model_flag="--glove"),
+           _glove_matches, None, model_flag="--glove", folder_name="glove"),
     Family("easyaudio", "audio", "audio", "embeddings/audio_embeddings.py", _B + "easyaudio:load_easyaudio_backend",
            _easyaudio_matches, _easyaudio_geometry, "encodecmae_base, encodecmae_large (24 kHz, 75 Hz); BEATs_iter3 "
            "and other BEATs_* (16 kHz, 160 ms)", requires="easyaudio"),

@@ -58,7 +58,7 @@ def parse_model(text: str) -> ModelSpec:
     if not slug:
         from wordreps.embeddings.store import slug_for
 
-        slug = "glove" if fam.kind == "glove" else slug_for(model)
+        slug = fam.folder_name or slug_for(model)
     return ModelSpec(family=fam, model=model, slug=slug)
 
 
@@ -137,6 +137,10 @@ class RunConfig:
     measures: list[str] = field(default_factory=lambda: ["linear", "debiased"])
     pair_measure: str = "debiased"
     setup_steps: list[Step] = field(default_factory=list)
+    # "words", or "phones" (the TextGrids' phones tier: audio models only, text models have no phones)
+    units: str = "words"
+    # the user named the models (--models): a text model with --units phones is then an error, not a skip
+    explicit_models: bool = False
 
     @property
     def embeddings_dir(self) -> Path:
@@ -159,9 +163,28 @@ def geometry_of(spec: ModelSpec):
 
 
 def alignment_path_for(cfg: RunConfig, geometry) -> Path:
+    """``<alignments_dir>/audio_alignments_<stride>_<rate>.json``, with ``_phones`` for phone units."""
     from wordreps.alignments.geometry import default_alignment_file
 
-    return Path(cfg.alignments_dir) / Path(default_alignment_file(geometry)).name
+    name = Path(default_alignment_file(geometry)).name
+    if cfg.units != "words":
+        name = name[:-len(".json")] + f"_{cfg.units}.json"
+    return Path(cfg.alignments_dir) / name
+
+
+def units_check(cfg: RunConfig) -> list[Step]:
+    """With phone units, text models cannot run: an error for models the user named, a skipped step (and the
+    model left out) for the default list."""
+    if cfg.units == "words":
+        return []
+    text = [s for s in cfg.models if s.modality == "text"]
+    if text and cfg.explicit_models:
+        raise UserError(f"--units {cfg.units}: {', '.join(s.slug for s in text)} "
+                        f"{'is a text model' if len(text) == 1 else 'are text models'}, and text models have no "
+                        f"{cfg.units}; name only audio models (speech, audio) in --models, or drop --units")
+    cfg.models = [s for s in cfg.models if s.modality != "text"]
+    return [Step(f"{s.slug}: a text model, which has no {cfg.units} (--units {cfg.units})", "", [], [],
+                 done=lambda: True) for s in text]
 
 
 def _embeddings_complete(folder: Path, alignment: Path) -> bool:
@@ -193,7 +216,7 @@ def _sha(path: Path) -> str | None:
 
 def build_plan(cfg: RunConfig) -> list[Step]:
     """Every step of a run in order. Later steps' done-checks look at earlier steps' outputs lazily."""
-    steps: list[Step] = []
+    steps: list[Step] = units_check(cfg)
     if cfg.download:
         root = Path("datasets")
         steps.append(Step("download LibriSpeech dev-clean and its MFA alignments", "datasets/download_librispeech.py",
@@ -215,12 +238,13 @@ def build_plan(cfg: RunConfig) -> list[Step]:
         steps.append(Step("24 kHz copy of the corpus", "datasets/resample_corpus.py",
                           ["--src", src, "--dst", dst, "--rate", "24000"], [],
                           done=lambda: _same_flac_count(src, dst)))
+    tier = [] if cfg.units == "words" else ["--tier", cfg.units]
     for path, geo in geometries.items():
         audio_root = cfg.audio_root_24k if geo.sample_rate_hz == 24000 else cfg.audio_root_16k
-        steps.append(Step(f"alignments for {geo.describe()}", "alignments/alignments_and_trans.py",
+        steps.append(Step(f"alignments ({cfg.units}) for {geo.describe()}", "alignments/alignments_and_trans.py",
                           ["--path", cfg.textgrid_path, "--audio_root", audio_root, "--output", str(path),
                            "--sample_rate", str(geo.sample_rate_hz // 1000), "--hop_samples", str(geo.hop_samples),
-                           "--receptive_field", str(geo.receptive_field_samples), "--quiet"], [path]))
+                           "--receptive_field", str(geo.receptive_field_samples), *tier, "--quiet"], [path]))
     steps += cfg.setup_steps  # models built for the run (the demo's tiny models) may need the word lists
     slugs = []
     for spec in cfg.models:
@@ -228,9 +252,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
         alignment = alignment_path_for(cfg, geo) if geo is not None else text_alignment
         folder = cfg.embeddings_dir / spec.slug
         args = ["--path", str(alignment), "--out_dir", str(cfg.embeddings_dir), "--name", spec.slug]
-        args += spec.family.model_args(spec.model)
-        if spec.family.kind != "glove":
-            args += ["--device", cfg.device]
+        args += spec.family.model_args(spec.model) + ["--device", cfg.device]
         args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
         if not spec.family.available():
             steps.append(Step(f"{spec.slug}: {spec.family.requires} is not installed (see docs/models.md)",
@@ -243,7 +265,9 @@ def build_plan(cfg: RunConfig) -> list[Step]:
         raise UserError(f"only {len(slugs)} model(s) can run ({', '.join(slugs) or 'none'}); CKA and ASIF need two; "
                         "add models with --models")
     keys = Path(cfg.keys_path)
-    steps.append(Step("keys: word occurrences shared by all models", "embeddings/matrix_embeddings.py",
+    from wordreps.alignments.utterances import unit_noun
+
+    steps.append(Step(f"keys: {unit_noun(cfg.units)} occurrences shared by all models", "embeddings/matrix_embeddings.py",
                       ["--models", *slugs, "--write_words", str(keys), "--embeddings_dir", str(cfg.embeddings_dir),
                        "--no_progress"], [],
                       done=lambda: _json_field_equals(keys, "models", slugs)))
@@ -359,10 +383,18 @@ def thesis_config(args) -> RunConfig:
             spec.model = args.glove
         specs.append(spec)
     out_root = args.out_root or "outputs"
+    units = getattr(args, "units", "words")
+    keys = "words_in_order.json" if units == "words" else f"{units}_in_order.json"
     return RunConfig(models=specs, textgrid_path="datasets/alignments", audio_root_16k="datasets/librispeech-clean-16k",
                      audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
-                     out_root=out_root, keys_path=str(Path(out_root) / "words_in_order.json"), device=args.device,
-                     download=not args.no_download)
+                     out_root=out_root, keys_path=str(Path(out_root) / keys), device=args.device,
+                     download=not args.no_download, units=units, explicit_models=bool(args.models),
+                     extra_step_args=_glove_args(args))
+
+
+def _glove_args(args) -> dict[str, list[str]]:
+    oov = getattr(args, "glove_oov", None)
+    return {"glove": ["--oov", oov]} if oov else {}
 
 
 DEMO = Path("datasets/demo")
@@ -385,11 +417,14 @@ def demo_config(args) -> RunConfig:
     if args.models:  # the demo with the user's own choice (names, paths, kind:name@folder)
         specs = [parse_model(m) for m in args.models]
     alignments_dir = out_root / "alignments"
+    units = getattr(args, "units", "words")
+    keys = "words_in_order.json" if units == "words" else f"{units}_in_order.json"
     cfg = RunConfig(models=specs, textgrid_path=str(DEMO / "alignments"),
                     audio_root_16k=str(DEMO / "librispeech-clean-16k"),
                     audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
-                    out_root=str(out_root), keys_path=str(out_root / "words_in_order.json"), device=args.device,
-                    asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0])
+                    out_root=str(out_root), keys_path=str(out_root / keys), device=args.device,
+                    asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0], units=units, explicit_models=bool(args.models),
+                    extra_step_args=_glove_args(args))
     text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
     cfg.setup_steps = [
         Step("tiny speech models (random weights)", "tools/make_tiny_speech.py",
@@ -400,4 +435,6 @@ def demo_config(args) -> RunConfig:
         Step("tiny Audio Spectrogram Transformer (random weights)", "tools/make_tiny_ast.py",
              ["--out", str(models)], [models / "tiny-ast" / "config.json"]),
     ]
+    if units != "words":  # no text model runs, and the GloVe file is made from the words alignment
+        cfg.setup_steps = [s for s in cfg.setup_steps if s.script != "tools/make_tiny_text.py"]
     return cfg

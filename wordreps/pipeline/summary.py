@@ -5,6 +5,7 @@ import json
 import os
 from pathlib import Path
 
+from wordreps.alignments.utterances import unit_noun
 from wordreps.common.atomic import write_text_atomic
 
 
@@ -24,11 +25,17 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
     root = Path(cfg.out_root)
     out = root / "summary.md"
     lines = ["# Layer-wise comparison: run summary", ""]
+    units = getattr(cfg, "units", "words")
+    noun = unit_noun(units)
+    lines += [f"Unit: **{units}** (an occurrence is a {noun}: an utterance and a position in its {units} tier"
+              + ("; text models have no phones, so only audio models are compared" if units == "phones" else "")
+              + ").", ""]
     keys = _load(Path(cfg.keys_path))
     if keys:
-        lines += [f"Shared word occurrences: **{len(keys['rows'])}** (`{cfg.keys_path}`), models: "
+        lines += [f"Shared {noun} occurrences: **{len(keys['rows'])}** (`{cfg.keys_path}`), models: "
                   + ", ".join(f"`{m}`" for m in keys["models"]) + ".", ""]
-    lines += ["## Models", "", "| folder | kind | model | layers | dim | words without a vector |", "|---|---|---|---|---|---|"]
+    lines += ["## Models", "", f"| folder | kind | model | layers | dim | {units} without a vector |",
+              "|---|---|---|---|---|---|"]
     for spec in cfg.models:
         manifest = _load(cfg.embeddings_dir / spec.slug / "manifest.json")
         if manifest is None:
@@ -37,6 +44,9 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
         missing = _count_missing(cfg.embeddings_dir / spec.slug)
         lines.append(f"| {spec.slug} | {spec.kind} | `{manifest['model']}` | {manifest['num_layers']} | "
                      f"{manifest['dim']} | {missing} |")
+    for spec in cfg.models:
+        if spec.kind == "glove":
+            lines += glove_oov_lines(spec.slug, _load(cfg.embeddings_dir / spec.slug / "manifest.json"))
     from wordreps.analysis.measures import measure
 
     titles = ", ".join(f"{measure(m).title} ({measure(m).reference})" for m in cfg.measures)
@@ -89,6 +99,37 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
     lines += ["", f"Total wall time of this invocation: {seconds:.1f} s.", ""]
     write_text_atomic(out, "\n".join(lines))
     return out
+
+
+def glove_oov_losses(manifest: dict) -> dict[str, int] | None:
+    """Occurrences without a vector under each ``--oov`` choice, from a GloVe manifest (None if it has no
+    record of the choice): ``missing`` loses every occurrence of a word the file lacks, ``compose`` only
+    those whose pieces (GloVe's tokenizer's split) do not all have a vector."""
+    describe = manifest.get("describe", {})
+    if "oov" not in describe or describe.get("oov_words") is None:
+        return None
+    oov = set(describe["oov_words"])
+    composable = set(describe.get("composable_oov_words", {}))
+    counts = {"total": 0, "missing": 0, "compose": 0}
+    for utt in manifest.get("utterances", {}).values():
+        for word in utt["words"]:
+            key = word.lower()
+            counts["total"] += 1
+            counts["missing"] += key in oov
+            counts["compose"] += key in oov and key not in composable
+    return counts
+
+
+def glove_oov_lines(slug: str, manifest: dict | None) -> list[str]:
+    counts = None if manifest is None else glove_oov_losses(manifest)
+    if counts is None:
+        return []
+    used = manifest["describe"]["oov"]
+    examples = ", ".join(f"`{w}`" for w in sorted(manifest["describe"].get("composable_oov_words", {}))[:6])
+    return ["", f"GloVe (`{slug}`, run with `--oov {used}`): of {counts['total']} occurrences, "
+                f"`--oov missing` (exact lookup) leaves **{counts['missing']}** without a vector, "
+                f"`--oov compose` (mean of GloVe's own split, e.g. i'm -> i + 'm) leaves **{counts['compose']}**"
+                + (f" (composable: {examples})" if examples else "") + "."]
 
 
 def _layer_of(inputs: dict, which: int) -> str:

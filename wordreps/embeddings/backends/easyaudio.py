@@ -40,7 +40,7 @@ from wordreps.embeddings.pooling import pool_utterances
 EASYAUDIO_REPO = "https://github.com/mrpep/easyaudio"
 EASYAUDIO_INSTALL = (f"git clone --recursive {EASYAUDIO_REPO} && cd easyaudio && bash install.sh && "
                      "pip install -e .")
-EASYAUDIO_HINT = f"install it with: {EASYAUDIO_INSTALL} (see README: Installing easyaudio)"
+EASYAUDIO_HINT = f"install it with: {EASYAUDIO_INSTALL} (see docs/models.md: Installing easyaudio)"
 
 # The easyaudio models whose activations keep a time axis. BYOL-A (byola_*) pools over time, so it has no
 # word-level frames and is not offered.

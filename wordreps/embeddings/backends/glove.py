@@ -364,11 +364,21 @@ class GloVeBackend(Backend):
     words_can_be_missing = True   # out-of-vocabulary words are NaN rows, recorded as missing by the core
 
     def __init__(self, path: str | os.PathLike, vocab: Iterable[str] | None = None, *,
-                 cache_dir: str | os.PathLike | None = DEFAULT_GLOVE_CACHE, fmt: str = "auto") -> None:
+                 cache_dir: str | os.PathLike | None = DEFAULT_GLOVE_CACHE, fmt: str = "auto",
+                 oov: str = "missing") -> None:
+        from wordreps.embeddings.backends.glove_oov import OOV_CHOICES, composable_pieces
+
+        if oov not in OOV_CHOICES:
+            raise UserError(f"--oov {oov!r} is unknown; choose one of {', '.join(OOV_CHOICES)}")
         self.model_name = os.fspath(path)
         self.path = os.path.abspath(self.model_name)
-        self.kv, self.info = load_vocab_vectors(path, vocab, cache_dir=cache_dir, fmt=fmt)
+        self.oov = oov
         self.vocab = None if vocab is None else sorted({w.lower() for w in vocab})
+        # the pieces GloVe's tokenizer makes of the corpus words are kept too, whichever choice is made, so
+        # that the manifest can tell what each choice loses (backends/glove_oov.py)
+        self.pieces = {} if self.vocab is None else composable_pieces(self.vocab)
+        wanted = None if self.vocab is None else set(self.vocab).union(*self.pieces.values())
+        self.kv, self.info = load_vocab_vectors(path, wanted, cache_dir=cache_dir, fmt=fmt)
         self.dim = int(self.kv.vector_size)
         self.num_layers = 1
         self.layer_names = ["glove"]
@@ -385,11 +395,20 @@ class GloVeBackend(Backend):
     def cost(self, utterance: Utterance) -> float:
         return float(len(utterance.words))
 
-    def lookup(self, word: str) -> np.ndarray | None:
+    def _exact(self, word: str) -> np.ndarray | None:
         key = word.lower()
         if key in self.kv.key_to_index:
             return self.kv.vectors[self.kv.key_to_index[key]]
         return None
+
+    def lookup(self, word: str) -> np.ndarray | None:
+        """The word's vector; with ``oov="compose"`` a word the file lacks gets the mean of its pieces'."""
+        vec = self._exact(word)
+        if vec is None and self.oov == "compose":
+            from wordreps.embeddings.backends.glove_oov import compose
+
+            vec = compose(word, self._exact)
+        return vec
 
     def embed(self, batch: list[BatchItem]) -> list[np.ndarray]:
         out = []
@@ -405,21 +424,29 @@ class GloVeBackend(Backend):
 
     def describe(self) -> dict:
         oov = None if self.vocab is None else [w for w in self.vocab if w not in self.kv.key_to_index]
+        composed = {w: self.pieces[w] for w in oov or [] if w in self.pieces
+                    and all(p in self.kv.key_to_index for p in self.pieces[w])}
         return {
             "vectors_path": self.path,
             "vectors_file_size": self._file_size,
             "kept_vectors_sha256": self._vectors_sha256,
             "vocabulary_requested": None if self.vocab is None else len(self.vocab),
-            "vocabulary_found": len(self.kv.key_to_index),
+            "vocabulary_found": len(self.kv.key_to_index) if self.vocab is None else len(self.vocab) - len(oov),
             "oov_words": oov,
-            "lookup": "lower-cased word, exact match; missing word -> NaN row",
+            "oov": self.oov,
+            # out-of-vocabulary words whose pieces (GloVe's tokenizer's split) all have vectors: what
+            # --oov compose gives a vector (and, under --oov missing, would)
+            "composable_oov_words": composed,
+            "lookup": ("lower-cased word, exact match; a missing word the Stanford tokenizer splits -> mean of its "
+                       "pieces' vectors; else NaN row" if self.oov == "compose" else
+                       "lower-cased word, exact match; missing word -> NaN row"),
         }
 
 
 def load_glove_backend(path: str | os.PathLike, device: object = None, *, vocab: Iterable[str] | None = None,
                        alignment: str | os.PathLike | None = None, utterances: Sequence[Utterance] | None = None,
                        cache_dir: str | os.PathLike | None = DEFAULT_GLOVE_CACHE, fmt: str = "auto",
-                       **_ignored) -> GloVeBackend:
+                       oov: str = "missing", **_ignored) -> GloVeBackend:
     """The GloVe backend restricted to a corpus vocabulary given as words, utterances or an alignment JSON
     (``device`` is accepted for the family table's uniform call and ignored: lookups run on the CPU)."""
     if vocab is None and utterances is not None:
@@ -428,6 +455,6 @@ def load_glove_backend(path: str | os.PathLike, device: object = None, *, vocab:
         from wordreps.alignments.format import load_alignment
 
         vocab = vocabulary_of(load_alignment(alignment).utterances)
-    return GloVeBackend(path, vocab, cache_dir=cache_dir, fmt=fmt)
+    return GloVeBackend(path, vocab, cache_dir=cache_dir, fmt=fmt, oov=oov)
 
 
