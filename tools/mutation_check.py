@@ -69,6 +69,33 @@ TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
                ("tests/embeddings/test_speech_tiny.py::test_layer_0_is_the_input_to_the_first_block",)),
 }
 
+# Hand-planted bugs, one per core rule and beyond one token: (rule = a target above, file, text, replacement).
+PLANTED: list[tuple[str, str, str, str]] = [
+    ("frames", "wordreps/alignments/frames.py", "nearest = np.floor(((a + b) / 2 - r) / two_h + 0.5)",
+     "nearest = np.floor(((a + b) / 2 - r) / two_h)"),                       # midpoint tie/rounding
+    ("frames", "wordreps/alignments/frames.py", "last = np.ceil((b - r) / two_h).astype(np.int64) - 1",
+     "last = np.floor((b - r) / two_h).astype(np.int64)"),                  # closed end instead of half-open
+    ("pooling", "wordreps/embeddings/pooling.py", "np.minimum(arr[:, 1], n - 1)", "np.minimum(arr[:, 1], n)"),
+    ("pooling", "wordreps/embeddings/pooling.py", "(t <= last_t.unsqueeze(-1))", "(t < last_t.unsqueeze(-1))"),
+    ("cka", "wordreps/analysis/cka.py", "return X - X.mean(axis=0, keepdims=True)", "return X"),     # no centring
+    ("cka", "wordreps/analysis/cka.py", "        out[s:s + chunk_rows] -= mean_low\n", "        pass\n"),
+    ("cka", "wordreps/analysis/cka.py", "- 2.0 / (n - 2) * r_dot_s) / (n * (n - 3))",
+     "+ 2.0 / (n - 2) * r_dot_s) / (n * (n - 3))"),                         # debiased: sign of the cross term
+    ("cka", "wordreps/analysis/cka.py", "K = torch.exp(sq_dist.div_(-2.0 * sigma ** 2 * sq_median))",
+     "K = torch.exp(sq_dist.div_(-2.0 * sigma * sq_median))"),             # RBF bandwidth
+    ("cka", "wordreps/analysis/cka.py", "    out = {\"linear\": _ratio(cross, np.outer(self1, self2))}",
+     "    out = {\"linear\": _ratio(cross, np.outer(self1, self1))}"),       # linear: wrong normaliser
+    ("asif", "wordreps/analysis/asif.py", 'sims[rows, ex[rows]] = float("-inf")', "pass"),  # anchor exclusion
+    ("keys", "wordreps/embeddings/matrices.py", "utt_ids = sorted(common)", "utt_ids = list(common)"),
+    ("keys", "wordreps/embeddings/matrices.py", "rows.extend((utt, pos, words[pos]) for pos in np.flatnonzero(finite)",
+     "rows.extend((utt, pos, words[pos]) for pos in np.flatnonzero(finite)[::-1]"),
+    ("resume", "wordreps/embeddings/extract.py", "todo = [b for b in mine if any(u.utt_id not in finished",
+     "todo = [b for b in mine if all(u.utt_id not in finished"),          # skips partly finished batches
+    ("resume", "wordreps/embeddings/extract.py", "if u.utt_id in plan.finished:", "if False:"),   # rewrites
+    ("layers", "wordreps/embeddings/backends/s3prl.py", "return list(states), [min(f, max_t)",
+     "return list(states[1:]) + [states[-1]], [min(f, max_t)"),          # layer 0 dropped, count kept
+]
+
 SWAPS_OP = {"<": "<=", "<=": "<", ">": ">=", ">=": ">", "==": "!=", "!=": "==", "+": "-", "-": "+", "*": "/",
             "/": "*", "//": "/", "**": "*", "+=": "-=", "-=": "+=", "*=": "/="}
 SWAPS_NAME = {"and": "or", "or": "and", "True": "False", "False": "True", "any": "all", "all": "any", "min": "max",
@@ -90,6 +117,9 @@ class Mutant:
     source_line: str
 
     def apply(self, text: str) -> str:
+        if "\n" in self.old or len(self.old) > 12:  # a planted bug: replace its text
+            assert text.count(self.old) == 1, self
+            return text.replace(self.old, self.new)
         lines = text.splitlines(keepends=True)
         line = lines[self.line - 1]
         assert line[self.col:self.col + len(self.old)] == self.old, (self, line)
@@ -97,7 +127,7 @@ class Mutant:
         return "".join(lines)
 
     def describe(self) -> str:
-        return f"{self.path}:{self.line} {self.function}: {self.old!r} -> {self.new!r}"
+        return f"{self.path}:{self.line}:{self.col} {self.function}: {self.old!r} -> {self.new!r}"
 
 
 def _function_lines(tree: ast.Module, wanted: tuple[str, ...]) -> dict[int, str]:
@@ -168,6 +198,30 @@ def mutants_of(target: str) -> list[Mutant]:
     return out
 
 
+def planted_mutants(targets: list[str]) -> list[Mutant]:
+    out = []
+    for rule, path, text, new in PLANTED:
+        if rule not in targets:
+            continue
+        source = (REPO / path).read_text()
+        assert source.count(text) == 1, (path, text)
+        offset = source.index(text)
+        line = source.count("\n", 0, offset) + 1
+        col = offset - (source.rfind("\n", 0, offset) + 1)
+        lines = _function_lines(ast.parse(source), ())
+        out.append(Mutant(rule, path, line, col, text, new, "planted " + lines.get(line, "?"),
+                          source.splitlines()[line - 1].strip()))
+    return out
+
+
+def _line_key(description: str) -> tuple[str, str]:
+    """(path:line, "'old' -> 'new'") of a mutant's description (the column left out: a survivor of any column
+    of that line is tried again)."""
+    where, change = description.split(" ", 1)[0], description.split(": ", 1)[1]
+    path, line = where.split(":")[:2]
+    return f"{path}:{line}", change
+
+
 def _copy_repo(work: Path) -> None:
     if work.exists():
         shutil.rmtree(work)
@@ -196,6 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(TARGETS), help="targets to run (default: all)")
     parser.add_argument("--sample", type=int_range(1, 100000), default=None,
                         help="at most this many mutants per target, a seeded sample (default: every mutant)")
+    parser.add_argument("--survivors_of", default=None,
+                        help="run only the mutants that survived in this earlier --out file (after adding tests)")
+    parser.add_argument("--planted", action="store_true",
+                        help="run the hand-planted bugs of PLANTED (one or two per rule) instead of token mutants")
+    parser.add_argument("--tests", nargs="+", default=None,
+                        help="run these tests against every mutant instead of the targets' own (e.g. a whole area, to "
+                             "see whether a survivor of its rule's tests is caught elsewhere)")
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
     parser.add_argument("--work", default="/tmp/wordreps-mutation", help="scratch copy of the repository")
     parser.add_argument("--out", default="outputs/mutation/results.jsonl", help="one JSON line per mutant")
@@ -207,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.sample is not None and len(mine) > args.sample:
             mine = sorted(random.Random(0).sample(mine, args.sample), key=lambda m: (m.line, m.col, m.new))
         mutants += mine
+    if args.planted:
+        mutants = planted_mutants(targets)
+    if args.survivors_of:
+        survived = {_line_key(r["mutant"]) for r in map(json.loads, Path(args.survivors_of).read_text().splitlines())
+                    if r["verdict"] == "survived"}
+        mutants = [m for t in targets for m in mutants_of(t) if _line_key(m.describe()) in survived]
     if args.list:
         for m in mutants:
             print(m.describe(), "|", m.source_line)
@@ -222,9 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    tests_of = {t: tuple(args.tests) if args.tests else TARGETS[t][2] for t in targets}
     baselines: dict[str, float] = {}
     for t in targets:
-        status, seconds, detail = _pytest(work, TARGETS[t][2], 1800)
+        status, seconds, detail = _pytest(work, tests_of[t], 1800)
         if status != "passed":
             print(f"error: the tests of {t} fail without any mutant ({detail}); fix them first", file=sys.stderr)
             return 2
@@ -237,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             original = target_file.read_text()
             target_file.write_text(m.apply(original))
             try:
-                status, seconds, detail = _pytest(work, TARGETS[m.target][2], max(60.0, 4 * baselines[m.target]))
+                status, seconds, detail = _pytest(work, tests_of[m.target], max(60.0, 4 * baselines[m.target]))
             finally:
                 target_file.write_text(original)
             verdict = "survived" if status == "passed" else "killed"

@@ -21,6 +21,10 @@ BEATS = FrameGeometry(16000, 2560, 2800)  # centres at 87.5 ms + 160 ms * t
 def test_word_owns_frames_whose_centre_is_inside():
     # [100, 160) ms holds centres 112.5 (t=5), 132.5 (t=6), 152.5 (t=7); 92.5 (t=4) and 172.5 (t=8) are out.
     assert word_frames(0.10, 0.16, W2V, 16000) == (5, 7)
+    # the centres the geometry reports: (tH + R/2) / sr
+    assert W2V.frame_centre_s(5) == pytest.approx(0.1125, abs=1e-12)
+    assert ENC.frame_centre_s(1) == pytest.approx(0.02, abs=1e-12)
+    assert BEATS.frame_centre_s(2) == pytest.approx(0.4075, abs=1e-12)
 
 
 def test_interval_is_half_open():

@@ -83,8 +83,10 @@ def test_hand_worked_case():
         scores = asif_core.Candidates(cv, ci, 6, method).scores(qv, qi).numpy()
         assert scores[0] == pytest.approx([.57299, .61068, .64637, 0, 0, .44774], abs=2e-4)
         assert scores[1] == pytest.approx([0, 0, .27078, .50342, .38770, .44564], abs=2e-4)
+        one = asif_core.Candidates(cv, ci, 6, method).scores(qv[1:], qi[1:]).numpy()  # 1 query, k = 2
+        assert one.shape == (1, 6) and one[0] == pytest.approx(scores[1], abs=1e-6)
     res = _run(a, t, words, queries, anchors, [2], [1.0])
-    assert res["vocab"] == ["x", "y", "z"]
+    assert res["vocab"] == ["x", "y", "z"] and res["method"] == "sparse-sparse"  # the CPU's product
     for name, d in res["configs"][0]["directions"].items():
         assert d.ranks.tolist() == [2, 2], name
         assert [[res["vocab"][w] for w in row] for row in d.top.tolist()] == [["y", "x", "z"], ["y", "z", "x"]]
@@ -129,6 +131,42 @@ def test_hand_worked_case_through_the_script(tmp_path):
         summary = list(csv.DictReader(fh))
     assert [(r["direction"], r["top1"], r["top5"], r["mrr"]) for r in summary] == \
         [("audio_to_text", "0", "1", "0.5"), ("text_to_audio", "0", "1", "0.5")]
+
+
+def test_relative_representation_clips_raises_to_p_and_normalises():
+    # top-3 similarities .8, .6, -.1 at anchors 7, 2, 5: clipped at 0, squared (p = 2): .64, .36, 0; L2 norm
+    # sqrt(.64^2 + .36^2) = .73430; sorted by anchor index: (2: .49026), (5: 0), (7: .87159).
+    v, i = asif_core.relative_reps(torch.tensor([[.8, .6, -.1]]), torch.tensor([[7, 2, 5]]), 3, 2.0)
+    assert i.tolist() == [[2, 5, 7]]
+    assert v.numpy() == pytest.approx(np.array([[.49026, 0.0, .87159]]), abs=1e-5)
+    # every similarity negative: an all-zero representation, not a division by zero
+    v, _ = asif_core.relative_reps(torch.tensor([[-.2, -.3]]), torch.tensor([[0, 1]]), 2, 1.0)
+    assert v.tolist() == [[0.0, 0.0]]
+
+
+def test_metrics_count_a_word_at_rank_five_and_an_unanswerable_query():
+    # k = 2, p = 1. The query's relative representation is anchor 4 alone (1, then 0 at anchor 5); candidate j's
+    # is (s_j at anchor 4, sqrt(1 - s_j^2) at anchor 0), so its score is s_j = .9, .8, .7, .6, .5, .4 for words
+    # 0..5. Query 0's word is 4: rank 5 (in the top 5, reciprocal rank 1/5). Query 1's word (-1) is no candidate:
+    # rank 0, a miss. top-1 0, top-5 1/2, MRR (1/5 + 0) / 2 = 0.1, one answerable query of two.
+    s = torch.tensor([.9, .8, .7, .6, .5, .4])
+    c_vals = torch.stack([s, torch.sqrt(1 - s ** 2)], dim=1)
+    c_idx = torch.tensor([[4, 0]] * 6)
+    q_vals, q_idx = torch.tensor([[1.0, 0.0]] * 2), torch.tensor([[4, 5]] * 2)
+    d = asif_core._direction(q_vals, q_idx, c_vals, c_idx, 6, torch.arange(6), torch.tensor([4, -1]), 6, 2, 1.0,
+                             8, "sparse-sparse", "q")
+    assert d.ranks.tolist() == [5, 0]
+    assert d.top[0].tolist() == [0, 1, 2, 3, 4]
+    assert d.metrics["top1"] == 0.0 and d.metrics["top5"] == 0.5 and d.metrics["mrr"] == pytest.approx(0.1)
+    assert d.metrics["num_answerable"] == 1 and d.metrics["num_queries"] == 2
+
+
+def test_inputs_of_different_lengths_are_refused():
+    a = _unit([0, 40, 100, 180, 250, 300, 15, 200])
+    with pytest.raises(ValueError, match="same number of rows"):
+        _run(a, a[:-1], ["x"] * 8, np.array([6, 7]), np.arange(6), [2], [1.0])
+    with pytest.raises(ValueError, match="same number of rows"):
+        _run(a, a, ["x"] * 7, np.array([6, 7]), np.arange(6), [2], [1.0])
 
 
 def _clustered(rng, num_words=30, per_word=20, dim=24, noise=0.08):

@@ -37,6 +37,9 @@ def test_feature_space_equals_gram_formulas():
         assert M.debiased_linear_cka(X, Y) == pytest.approx(ref_deb, abs=1e-9)
         assert M.hsic_unbiased_linear(X, Y) == pytest.approx(ref.hsic1(K, L), rel=1e-9)
         assert M.cka_from_grams(K, L) == pytest.approx(ref_lin, abs=1e-9)
+        # the n x n reference forms of the debiased estimator too
+        assert M.hsic_unbiased(K, L) == pytest.approx(ref.hsic1(K, L), rel=1e-9)
+        assert M.cka_from_grams(K, L, debiased=True) == pytest.approx(ref_deb, abs=1e-9)
         ref_rbf = ref.cka(ref.rbf_gram(X, 0.8), ref.rbf_gram(Y, 0.8), ref.hsic0)
         assert M.rbf_cka(X, Y, 0.8) == pytest.approx(ref_rbf, abs=1e-9)
         # the all-pairs engine (float32 products summed in float64, then float64) to 1e-6
@@ -64,7 +67,9 @@ def test_invariant_to_rotation_isotropic_scaling_and_translation():
     rng = np.random.default_rng(2)
     X, Y = _related(rng)
     Q, _ = np.linalg.qr(rng.normal(size=(X.shape[1], X.shape[1])))
-    variants = {"rotation": X @ Q, "scaling": 3.7 * X, "translation": X + rng.normal(size=X.shape[1]) * 10}
+    # (a small scale too: the RBF bandwidth follows the median distance, whatever its size)
+    variants = {"rotation": X @ Q, "scaling": 3.7 * X, "shrinking": 1e-3 * X,
+                "translation": X + rng.normal(size=X.shape[1]) * 10}
     for name, Xv in variants.items():
         for fn in (M.linear_cka, M.debiased_linear_cka, M.rbf_cka):
             assert fn(Xv, Y) == pytest.approx(fn(X, Y), abs=1e-9), (name, fn.__name__)
@@ -102,6 +107,9 @@ def test_hand_worked_case():
     assert M.hsic_unbiased_linear(X, X) == pytest.approx(2 / 3, abs=1e-12)
     assert M.hsic_unbiased_linear(Y, Y) == pytest.approx(1 / 6, abs=1e-12)
     assert M.debiased_linear_cka(X, Y) == pytest.approx(1.0, abs=1e-12)
+    # the n x n form at its smallest n (4)
+    assert M.hsic_unbiased(X @ X.T, Y @ Y.T) == pytest.approx(1 / 3, abs=1e-12)
+    assert M.cka_from_grams(X @ X.T, Y @ Y.T, debiased=True) == pytest.approx(1.0, abs=1e-12)
     assert _pairs(X, Y) == pytest.approx({"linear": 1 / np.sqrt(2), "debiased": 1.0}, abs=1e-7)
     x = np.array([[0.0], [1], [2], [3]])
     y = np.array([[0.0], [0], [1], [1]])

@@ -46,6 +46,11 @@ def test_pool_words_matches_loop_with_clipping_and_overlap():
     np.testing.assert_array_equal(host[1], got[1].numpy())
 
 
+def test_a_batch_without_any_word_gives_empty_arrays():
+    out = pool_words(torch.ones((3, 2, 10, 4)), [10, 7], [[], []])
+    assert [tuple(o.shape) for o in out] == [(3, 0, 4), (3, 0, 4)]
+
+
 def test_pool_words_bf16_input_is_averaged_in_float32():
     x = torch.full((1, 1, 300, 2), 1.0 + 2 ** -7, dtype=torch.bfloat16)  # exact in bf16
     out = pool_words(x, [300], [[(0, 299)]])[0]
