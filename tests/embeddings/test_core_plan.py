@@ -35,6 +35,12 @@ def test_batches_respect_the_padded_budget_longest_first():
         [["u00"], ["u01"]]
 
 
+def test_the_first_batch_obeys_the_budget_too_when_every_cost_is_below_one():
+    # five 0.4 s utterances, budget 1 s: 2 x 0.4 fits, 3 x 0.4 does not -> 2 | 2 | 1, the first batch included
+    utts = [_utt(i, 0.4) for i in range(5)]
+    assert [len(b) for b in plan_batches(utts, _cost, budget=1.0)] == [2, 2, 1]
+
+
 def test_padding_sensitive_batches_hold_equal_lengths_only():
     utts = [_utt(i, s) for i, s in enumerate([2, 2, 3, 2, 3, 1])]
     batches = plan_batches(utts, _cost, budget=100, padding_sensitive=True)

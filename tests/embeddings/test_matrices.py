@@ -205,6 +205,33 @@ def test_word_lists_that_differ_between_models(emb, tmp_path):
     _fails(["--models", "org/text", "speech", "--write_words", tmp_path / "k.json", "--embeddings_dir", copy],
            tmp_path / "nothing", [utt, "position 1", "'elephant'", "org/text", "speech"])
     assert not (tmp_path / "k.json").exists()
+    # a word list one word longer: the missing word is named as such
+    manifest["utterances"][utt]["words"][1] = json.loads((emb / "speech" / "manifest.json").read_text())[
+        "utterances"][utt]["words"][1]
+    manifest["utterances"][utt]["words"].append("extra")
+    (copy / "speech" / "manifest.json").write_text(json.dumps(manifest))
+    position = len(manifest["utterances"][utt]["words"]) - 1
+    _fails(["--models", "org/text", "speech", "--write_words", tmp_path / "k.json", "--embeddings_dir", copy],
+           tmp_path / "nothing", [utt, f"position {position}", "'<none>' in org/text", "'extra' in speech"])
+    assert not (tmp_path / "k.json").exists()
+
+
+def test_keys_hold_the_utterances_every_model_has_and_count_what_was_dropped(tmp_path):
+    rng = np.random.default_rng(5)
+    utts = make_utterances(rng, 6)
+    ids = sorted(utts)
+    a, b = random_arrays(rng, utts, 2, 4), random_arrays(rng, utts, 3, 3)
+    a[ids[4]][:, 1] = np.nan  # one occurrence without a vector in model a
+    write_embedding_folder(tmp_path / "emb", "a", utts, a)
+    write_embedding_folder(tmp_path / "emb", "b", {u: utts[u] for u in ids if u != ids[2]},
+                           {u: b[u] for u in ids if u != ids[2]})  # model b lacks one utterance
+    expected = [[u, i, w] for u in ids if u != ids[2] for i, w in enumerate(utts[u]) if (u, i) != (ids[4], 1)]
+    for order in (("a", "b"), ("b", "a")):
+        keys = tmp_path / f"keys-{order[0]}.json"
+        proc = run_script(SCRIPT, "--models", *order, "--write_words", keys, "--embeddings_dir", tmp_path / "emb")
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(keys.read_text())["rows"] == expected, order
+        assert f"{len(expected)} occurrences from 5 utterances (1 dropped: no vector in some model)" in proc.stdout
 
 
 def test_changed_keys_make_old_layers_stale(emb, tmp_path):
