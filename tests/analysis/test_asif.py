@@ -135,10 +135,10 @@ def test_hand_worked_case_through_the_script(tmp_path):
 
 def test_relative_representation_clips_raises_to_p_and_normalises():
     # top-3 similarities .8, .6, -.1 at anchors 7, 2, 5: clipped at 0, squared (p = 2): .64, .36, 0; L2 norm
-    # sqrt(.64^2 + .36^2) = .73430; sorted by anchor index: (2: .49026), (5: 0), (7: .87159).
+    # sqrt(.64^2 + .36^2) = .73430; sorted by anchor index: (2: .49026), (5: 0), (7: .87158).
     v, i = asif_core.relative_reps(torch.tensor([[.8, .6, -.1]]), torch.tensor([[7, 2, 5]]), 3, 2.0)
     assert i.tolist() == [[2, 5, 7]]
-    assert v.numpy() == pytest.approx(np.array([[.49026, 0.0, .87159]]), abs=1e-5)
+    assert v.numpy() == pytest.approx(np.array([[.49026, 0.0, .87158]]), abs=1e-5)
     # every similarity negative: an all-zero representation, not a division by zero
     v, _ = asif_core.relative_reps(torch.tensor([[-.2, -.3]]), torch.tensor([[0, 1]]), 2, 1.0)
     assert v.tolist() == [[0.0, 0.0]]
