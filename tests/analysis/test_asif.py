@@ -91,6 +91,7 @@ def test_hand_worked_case():
         assert d.ranks.tolist() == [2, 2], name
         assert [[res["vocab"][w] for w in row] for row in d.top.tolist()] == [["y", "x", "z"], ["y", "z", "x"]]
         assert d.metrics["top1"] == 0.0 and d.metrics["top5"] == 1.0 and d.metrics["mrr"] == pytest.approx(0.5)
+        assert d.metrics["num_answerable"] == 2  # word x has id 0: it counts
 
 
 def test_hand_worked_case_through_the_script(tmp_path):

@@ -214,6 +214,11 @@ def test_word_lists_that_differ_between_models(emb, tmp_path):
     _fails(["--models", "org/text", "speech", "--write_words", tmp_path / "k.json", "--embeddings_dir", copy],
            tmp_path / "nothing", [utt, f"position {position}", "'<none>' in org/text", "'extra' in speech"])
     assert not (tmp_path / "k.json").exists()
+    # and one word shorter
+    manifest["utterances"][utt]["words"] = manifest["utterances"][utt]["words"][:position - 1]
+    (copy / "speech" / "manifest.json").write_text(json.dumps(manifest))
+    _fails(["--models", "org/text", "speech", "--write_words", tmp_path / "k.json", "--embeddings_dir", copy],
+           tmp_path / "nothing", [utt, f"position {position - 1}", "in org/text but '<none>' in speech"])
 
 
 def test_keys_hold_the_utterances_every_model_has_and_count_what_was_dropped(tmp_path):
