@@ -57,6 +57,7 @@ TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
               "tests/analysis/test_asif.py::test_anchor_leaves_itself_out_and_k_limit_is_anchors_minus_one",
               "tests/analysis/test_asif.py::test_chance_levels_match_random_scores_through_the_real_ranking",
               "tests/analysis/test_asif.py::test_top_k_ties_break_towards_lower_anchor_index",
+              "tests/analysis/test_asif.py::test_a_tied_row_is_reordered_even_when_other_rows_are_not_tied",
               "tests/analysis/test_asif.py::test_relative_representation_clips_raises_to_p_and_normalises",
               "tests/analysis/test_asif.py::test_metrics_count_a_word_at_rank_five_and_an_unanswerable_query",
               "tests/analysis/test_asif.py::test_inputs_of_different_lengths_are_refused")),

@@ -319,6 +319,17 @@ def test_top_k_ties_break_towards_lower_anchor_index():
     assert sorted(idx[1, :2].tolist()) == [0, 3] and idx[1, 2].item() == 1
 
 
+def test_a_tied_row_is_reordered_even_when_other_rows_are_not_tied():
+    # torch.topk returns tied values in no particular order (here it gives anchors 1, 4, 3 for four equal ones), so
+    # each tied row is re-sorted, whatever the rest of its chunk: row 0 ties at k = 2 (four equal v anchors), row 1
+    # does not (its two w anchors, then the v ones)
+    v, w = np.array([1.0, 0.0]), np.array([0.6, 0.8])
+    anchors = np.array([w, v, v, w, v, v], dtype=np.float32)
+    vals, idx = asif_core.topk_anchor_similarities(torch.from_numpy(np.array([v, w], dtype=np.float32)),
+                                                   torch.from_numpy(anchors), [2], chunk_size=8)
+    assert sorted(idx[0].tolist()) == [1, 2] and sorted(idx[1].tolist()) == [0, 3]
+
+
 def _write_inputs(tmp_path, n=240, nan_row=None, rows2=None):
     rng = np.random.default_rng(3)
     a, words = _clustered(rng, num_words=12, per_word=n // 12, dim=10, noise=0.3)
