@@ -93,3 +93,20 @@ def test_layer_0_is_the_input_to_the_first_block(name):
                                    err_msg=f"layer {layer}")
     if name.endswith(".pt"):  # s3prl takes the waveform as it is: layer 0 is the block input built above
         np.testing.assert_allclose(got[0], want[0].numpy(), rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["tiny-s3prl-wav2vec2-large.pt", "tiny-wav2vec2-layer"])
+def test_a_word_past_an_items_own_frames_is_refused_in_a_padded_batch(name):
+    """Each item's frame count is its own, not the padded batch's: a short item's word at a frame only the padding
+    has (an alignment made for other audio) is an error naming it, even beside a longer item."""
+    from wordreps.common.errors import UserError
+
+    backend = load_backend("speech", str(tiny_model(name)), "cpu")
+    assert not backend.padding_sensitive  # mixed lengths share a batch
+    rng = np.random.default_rng(0)
+    short, long_ = ((0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 32000))
+    # 16000 samples give (16000 - 400) // 320 + 1 = 49 frames, 32000 give 99
+    late = Utterance("short", "-", "", 16000, 16000, [Word("late", 1.2, 1.3, 60, 64)])
+    fine = Utterance("long", "-", "", 32000, 16000, [Word("w", 0.1, 0.2, 5, 9)])
+    with pytest.raises(UserError, match=r"utterance short, word #0 \('late'\) starts at frame 60 .* only 49 frames"):
+        backend.embed([BatchItem(late, short), BatchItem(fine, long_)])
