@@ -370,7 +370,8 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
 
     import wordreps.analysis.cka  # noqa: F401
 
-    backend = load_backend("speech", str(model_dir), device)
+    # float32 like the thesis loop, so the two sides' numbers can be compared value by value
+    backend = load_backend("speech", str(model_dir), device, precision="float32")
     thesis = ThesisExtractor(model_dir, device)
     num_layers, dim = backend.num_layers, backend.dim
     layers = list(range(num_layers))
@@ -528,7 +529,8 @@ def child_extract(spec: str) -> int:
     warm_up = _sibling("bench_extract.py")["warm_up"]
 
     from wordreps.alignments.format import load_alignment
-    from wordreps.embeddings.extract import resolve_device, run_extraction
+    from wordreps.common.devices import resolve_device
+    from wordreps.embeddings.extract import run_extraction
     from wordreps.embeddings.families import load_backend
 
     cfg = json.loads(spec)
@@ -536,7 +538,7 @@ def child_extract(spec: str) -> int:
         import torch
         torch.set_num_threads(int(cfg["threads"]))
     device = resolve_device(cfg["device"])
-    backend = load_backend("speech", cfg["model"], device)
+    backend = load_backend("speech", cfg["model"], device, precision="float32")
     alignment = load_alignment(cfg["alignment"])
     before = peak_rss_kib()  # Python, torch and the model
     warm_up(backend, alignment, cfg["batch_seconds"])
@@ -760,7 +762,7 @@ def log(msg: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     _dims = _sibling("bench_cka.py")["_dims"]  # the D1:D2 argparse type, shared with bench_cka.py
 
-    from wordreps.embeddings.extract import device_arg
+    from wordreps.common.devices import device_arg
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -803,7 +805,7 @@ def main(argv: list[str] | None = None) -> int:
         return child_extract(args._child_extract)
     import torch
 
-    from wordreps.embeddings.extract import resolve_device
+    from wordreps.common.devices import resolve_device
 
     try:
         device = resolve_device(args.device)

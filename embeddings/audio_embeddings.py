@@ -30,10 +30,19 @@ def main() -> int:
                              "Transformer name or local folder")
     parser.add_argument("--max_chunks_per_forward", type=int_range(1, 4096), default=64,
                         help="AST only: most 10.24 s chunks in one forward pass (default: %(default)s)")
+    parser.add_argument("--beats_checkpoint", default=None, metavar="FILE",
+                        help="easyaudio BEATs only: a local BEATs_*.pt checkpoint, for machines without network "
+                             "(easyaudio otherwise asks the Hugging Face hub first, even when it is cached)")
+    parser.add_argument("--torch_compile", action="store_true",
+                        help="easyaudio EnCodecMAE only: keep encodecmae's torch.compile on (off by default: minutes "
+                             "of compiling before the first vector; faster per utterance after it on long CPU runs, "
+                             "see docs/real-parts.md)")
     add_extraction_args(parser, audio=True)
     args = parser.parse_args()
     device = resolve_device(args.device)
-    backend = load_backend("audio", args.model, device, max_chunks_per_forward=args.max_chunks_per_forward)
+    backend = load_backend("audio", args.model, device, max_chunks_per_forward=args.max_chunks_per_forward,
+                           beats_checkpoint=args.beats_checkpoint, torch_compile=args.torch_compile,
+                           precision=args.precision)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

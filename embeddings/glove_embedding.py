@@ -3,7 +3,8 @@
     python3 embeddings/glove_embedding.py --path alignments/audio_alignments_20_16.json
 
 The vector file (``--glove``, default ``datasets/glove/glove.42B.300d.txt``; GloVe or word2vec text, word2vec
-``.bin``, plain or ``.gz``/``.bz2``, or a gensim ``.kv`` file) is read once, keeping only the alignment's
+``.bin``, plain or ``.gz``/``.bz2``, a gensim ``.kv`` file, or a ``.npy`` matrix with its word list, given as the
+``.npy`` file or their folder) is read once, keeping only the alignment's
 words, into a cache under ``--glove_cache``; later runs read the cache. Out-of-vocabulary words are stored
 as NaN rows and listed as missing in the done records and in the manifest (``describe.oov_words``).
 ``--oov compose`` gives a word the file lacks but GloVe's own tokenizer splits (``i'm`` -> ``i`` + ``'m``,
@@ -33,7 +34,8 @@ def main() -> int:
     parser.add_argument("--glove", default=DEFAULT_GLOVE,
                         help="word-vector file (default: %(default)s, from https://nlp.stanford.edu/data/glove.42B.300d.zip)")
     parser.add_argument("--glove_format", choices=FORMATS, default="auto",
-                        help="auto: .bin = word2vec binary, .kv = gensim KeyedVectors, a 'count dim' first line = "
+                        help="auto: .bin = word2vec binary, .kv = gensim KeyedVectors, a .npy file or a folder "
+                             "holding one = .npy matrix + word list (.txt or .parquet), a 'count dim' first line = "
                              "word2vec text, else GloVe text (default: auto)")
     parser.add_argument("--glove_cache", default=str(DEFAULT_GLOVE_CACHE),
                         help="folder for the corpus-vocabulary cache (default: %(default)s)")
@@ -41,7 +43,7 @@ def main() -> int:
                         help="a word the vector file lacks: missing = no vector (its occurrences leave the shared "
                              "keys); compose = mean of the vectors of GloVe's own split of it (i'm -> i + 'm, "
                              "don't -> do + n't), when all pieces have one (default: %(default)s)")
-    add_extraction_args(parser, audio=False)
+    add_extraction_args(parser, audio=False, model=False)
     parser.set_defaults(name="glove")
     args = parser.parse_args()
     alignment = load_alignment(args.path)

@@ -34,7 +34,7 @@ def main() -> int:
     args = parser.parse_args()
     device = resolve_device(args.device)
     backend = load_backend("text", args.model, str(device), max_tokens=args.max_tokens, stride=args.window_stride,
-                           revision=args.revision)
+                           revision=args.revision, precision=args.precision)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

@@ -32,7 +32,7 @@ def main() -> int:
         parser.error("give --model (or --s3prl_ckpt)")
     device = resolve_device(args.device)
     backend = load_backend("speech", args.model or "", device, s3prl_ckpt=args.s3prl_ckpt,
-                           family_name="s3prl" if args.s3prl_ckpt else None)
+                           family_name="s3prl" if args.s3prl_ckpt else None, precision=args.precision)
     folder = run_extraction(backend, args)
     print(folder)
     return 0

@@ -15,6 +15,7 @@ import argparse
 
 from wordreps.analysis.retrieval import run
 from wordreps.common.cli import float_range, int_range
+from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import run_cli
 
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--center", action="store_true", help="subtract the anchors' mean before L2-normalising")
     parser.add_argument("--chunk_size", type=int_range(1, 1_000_000), default=512,
                         help="query rows scored at a time (memory ~ chunk x anchors x 12 bytes; default: %(default)s)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
     parser.add_argument("--names", nargs=2, default=["audio", "text"], metavar=("NAME1", "NAME2"),
                         help="names of the two spaces in the results (default: audio text)")
     parser.add_argument("--chance_draws", type=int_range(1, 1_000_000), default=1000,

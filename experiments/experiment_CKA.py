@@ -14,6 +14,7 @@ import argparse
 from wordreps.analysis.compare import run
 from wordreps.analysis.measures import CKA_NAMES, PRECISIONS
 from wordreps.common.cli import float_range, int_range
+from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import run_cli
 
 
@@ -35,8 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="rows sampled (seeded) for RBF CKA, which needs n x n Gram matrices (default: %(default)s)")
     parser.add_argument("--rbf_sigma", type=float_range(0, None, lo_open=True), default=0.8,
                         help="RBF bandwidth as a multiple of the median distance (default: %(default)s)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                        help="where to compute (default: auto = cuda if available)")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
     parser.add_argument("--precision", choices=PRECISIONS, default="mixed",
                         help="mixed: float32 products summed in float64 over row chunks; float64: all float64 "
                              "(default: %(default)s)")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import time
 
+from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import run_cli
+from wordreps.common.precision import PRECISION_HELP, precision_arg
 from wordreps.pipeline import runner as P
 from wordreps.pipeline.summary import write_summary
 
@@ -34,10 +36,13 @@ def main() -> int:
     parser.add_argument("--units", choices=("words", "phones"), default="words",
                         help="compare word occurrences, or phone occurrences (the TextGrids' phones tier; audio "
                              "models only: text models are left out of the default list) (default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--precision", type=precision_arg, default=None,
+                        help=PRECISION_HELP.replace("(default: auto)", "(default: auto; float32 with --demo, whose "
+                                                    "figures the docs quote and must not depend on the CPU)"))
     parser.add_argument("--out_root", default=None,
                         help="where embeddings/, matrices/, results/ and summary.md go "
-                             "(default: outputs/thesis, or outputs/demo with --demo)")
+                             "(default: outputs, or outputs/demo with --demo)")
     parser.add_argument("--no_download", action="store_true",
                         help="do not download LibriSpeech (the data is already under datasets/)")
     parser.add_argument("--isolate", action="store_true",

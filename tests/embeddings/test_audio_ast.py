@@ -26,7 +26,7 @@ def tiny_ast(tmp_path_factory):
 @pytest.fixture(scope="module")
 def backend(tiny_ast):
     from wordreps.embeddings.families import load_backend
-    return load_backend("audio", str(tiny_ast), "cpu")
+    return load_backend("audio", str(tiny_ast), "cpu", precision="float32")
 
 
 def test_geometry_and_layers(backend):
@@ -106,8 +106,8 @@ def test_script_end_to_end(tiny_ast, tmp_path):
                                                          "b": {"duration_s": 2.3, "seed": 9,
                                                                "words": [("hi", 0.2, 1.0), ("there", 1.0, 2.2)]}})
     out_dir = tmp_path / "emb"
-    res = run_script(SCRIPT, "--model", tiny_ast, "--path", json_path, "--device", "cpu", "--out_dir", out_dir,
-                             "--dtype", "float32", "--no_progress")
+    res = run_script(SCRIPT, "--model", tiny_ast, "--path", json_path, "--device", "cpu", "--precision", "float32",
+                     "--out_dir", out_dir, "--dtype", "float32", "--no_progress")
     assert res.returncode == 0, res.stderr
     manifest, arrays = read_embeddings(out_dir / "tiny-ast")
     assert manifest["family"] == "hf-audio" and manifest["num_layers"] == 3 and manifest["dim"] == 32

@@ -28,7 +28,7 @@ def _align(model: str, audio_root, out) -> object:
 def _extract(monkeypatch, model: str, path, out_dir) -> tuple[dict, dict]:
     main = script_main("embeddings/audio_embeddings.py")
     monkeypatch.setattr(sys, "argv", ["audio_embeddings.py", "--model", str(model), "--path", str(path),
-                                      "--device", "cpu", "--out_dir", str(out_dir), "--name", "m",
+                                      "--device", "cpu", "--precision", "float32", "--out_dir", str(out_dir), "--name", "m",
                                       "--dtype", "float32", "--no_progress"])
     assert main() == 0
     return read_embeddings(out_dir / "m")

@@ -1,10 +1,13 @@
 """easyaudio backends (EnCodecMAE, BEATs) against the stand-in easyaudio in tests/fake_easyaudio.
 
-The real easyaudio models were not run here: the stand-in has easyaudio's documented interface and the real
-models' rates and shapes, and activations that are deterministic functions of the waveform, so every pooled
-number can be recomputed independently below.
+The stand-in has the real easyaudio's interface (and its quirks: get_model drops the device, the pinned
+encodecmae drops no chunk and leaves torch.compile on) and the real models' rates and shapes, and activations
+that are deterministic functions of the waveform, so every pooled number can be recomputed independently below.
+tests/test_audio_easyaudio_real.py runs the adapter against the real easyaudio code where it is installed.
 """
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pytest
@@ -31,6 +34,8 @@ def _backend(name: str):
 
 
 def test_geometry_and_layers_follow_the_registry(hub):
+    from wordreps.embeddings.families import load_backend
+
     enc = _backend("encodecmae_base")
     beats = _backend("beats_iter3")  # any case: easyaudio's own spelling is used
     assert enc.model_name == "encodecmae_base" and beats.model_name == "BEATs_iter3"
@@ -43,7 +48,17 @@ def test_geometry_and_layers_follow_the_registry(hub):
     # stand-in: 4 encoder blocks (no input entry); BEATs: input + 3 blocks; width 16
     assert (enc.num_layers, enc.dim, enc.layer_names) == (4, 16, ["layer_1", "layer_2", "layer_3", "layer_4"])
     assert (beats.num_layers, beats.dim, beats.layer_names) == (4, 16, ["input", "layer_1", "layer_2", "layer_3"])
-    assert enc.model.device == "cpu"  # the device reaches easyaudio's get_model
+    # easyaudio's get_model drops the device (every model to cuda:0); the adapter builds through the wrapper
+    assert hub.get_model("encodecmae_base", device="cpu").device == "cuda:0"
+    assert enc.model.device == "cpu" and beats.model.device == "cpu"
+    # the pinned encodecmae leaves torch.compile on; the adapter turns it off and says so
+    assert hub.get_model("encodecmae_base").model.visible_encoder.compile is True
+    assert enc.model.model.visible_encoder.compile is False
+    assert enc.describe()["torch_compile"] == "turned off by the adapter"
+    kept = load_backend("audio", "encodecmae_base", "cpu", torch_compile=True)
+    assert kept.model.model.visible_encoder.compile is True and kept.describe()["torch_compile"] == "on"
+    with pytest.raises(UserError, match="--torch_compile is for EnCodecMAE"):
+        load_backend("audio", "BEATs_iter3", "cpu", torch_compile=True)
     assert enc.family == "easyaudio" and enc.needs_audio
 
 
@@ -73,7 +88,7 @@ def test_beats_tokens_fold_back_to_160ms_steps(hub, tmp_path):
     (item,) = items_for(json_path, audio)
     backend = _backend("BEATs_iter3")
     (out,) = backend.embed([item])
-    tokens = [t.numpy() for t in hub.get_model("BEATs_iter3", device="cpu").extract_activations_from_array(audio["u1"])]
+    tokens = [np.asarray(t) for t in hub.get_model("BEATs_iter3").extract_activations_from_array(audio["u1"])]
     n = audio["u1"].size
     steps = ((n - 400) // 160 + 1) // 16
     assert tokens[0].shape == (8 * steps, 16) and steps == BEATS.num_frames(n)
@@ -111,9 +126,22 @@ def test_a_burst_inside_one_word_moves_that_word_only(hub, tmp_path, name, geome
             np.testing.assert_array_equal(loud[:, pos], quiet[:, pos])
 
 
-def test_encodecmae_frames_are_clipped_to_those_the_model_produced(hub, tmp_path):
-    # encodecmae runs 4 s chunks and drops a last chunk of <= 2048 samples: 4 s + 1000 samples gives 300
-    # frames, while the alignment's geometry has 303
+def test_encodecmae_pinned_commit_gives_ceil_frames_and_pools_within_the_geometry(hub, tmp_path):
+    # the commit easyaudio pins runs 4 s chunks and drops nothing: ceil(N / 320) frames, one more than the
+    # geometry's (N - 320) // 320 + 1 when N is not a multiple of 320; that frame is never pooled
+    n = 4 * 24000 + 1000
+    x = synth_audio(n / 24000, 24000, seed=4)
+    utt = make_utterance("u", "unused.flac", n, ENCODECMAE, [("early", 0.5, 1.0), ("late", 3.95, n / 24000)])
+    frames = np.stack(hub.get_model("encodecmae_base").extract_activations_from_array(x))
+    assert frames.shape[1] == 304 == ENCODECMAE.num_frames(n) + 1 and utt.words[1].last_frame == 302
+    (out,) = _backend("encodecmae_base").embed([BatchItem(utt, x)])
+    np.testing.assert_allclose(out, word_means(frames, spans(utt)), rtol=1e-5, atol=1e-5)
+
+
+def test_encodecmae_frames_are_clipped_to_those_the_model_produced(hub, tmp_path, monkeypatch):
+    # encodecmae v2 drops a last chunk of <= 2048 samples: 4 s + 1000 samples gives 300 frames, while the
+    # alignment's geometry has 303
+    monkeypatch.setattr(hub.EnCodecMAEWrapped, "DROP_SHORT_LAST_CHUNK", True)
     n = 4 * 24000 + 1000
     x = synth_audio(n / 24000, 24000, seed=4)
     assert x.size == n and ENCODECMAE.num_frames(n) == 303
@@ -131,6 +159,37 @@ def test_encodecmae_frames_are_clipped_to_those_the_model_produced(hub, tmp_path
     assert tail.words[1].first_frame >= 300
     with pytest.raises(UserError, match=r"u2, word #1 \('gone'\).*only 300 frames"):
         backend.embed([BatchItem(tail, x)])
+
+
+def test_beats_from_a_local_checkpoint(hub, tmp_path):
+    # offline machines: easyaudio's BEATs wrapper always asks the hub first, so a local checkpoint is built
+    # with easyaudio's own BEATs classes (the stand-in's have one parameter, `scale`)
+    ckpt = tmp_path / "BEATs_iter3.pt"
+    torch.save({"cfg": {"encoder_layers": 2}, "model": {"scale": torch.tensor(2.0)}}, ckpt)
+    json_path, audio = make_corpus(tmp_path, BEATS, {"u1": {"duration_s": 3.6, "seed": 2}})
+    (item,) = items_for(json_path, audio)
+    from wordreps.embeddings.families import load_backend
+
+    def load_audio_backend(name, device, **opts):
+        return load_backend("audio", name, device, **opts)
+
+    local = load_audio_backend("BEATs_iter3", "cpu", beats_checkpoint=str(ckpt))
+    (out,) = local.embed([item])
+    (default,) = _backend("BEATs_iter3").embed([item])
+    assert local.num_layers == 3 and local.model.device == "cpu" and local.describe()["beats_checkpoint"] == str(ckpt)
+    assert local.describe()["beats_checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    np.testing.assert_allclose(out, 2.0 * default[:3], rtol=1e-5, atol=1e-5)
+    with pytest.raises(UserError, match=r"BEATs checkpoint .*nope.pt does not exist"):
+        load_audio_backend("BEATs_iter3", "cpu", beats_checkpoint=str(tmp_path / "nope.pt"))
+    torch.save({"weights": {}}, tmp_path / "odd.pt")
+    with pytest.raises(UserError, match=r"odd.pt is not a BEATs checkpoint \(a dict with 'cfg' and 'model'\)"):
+        load_audio_backend("BEATs_iter3", "cpu", beats_checkpoint=str(tmp_path / "odd.pt"))
+    torch.save({"cfg": {}, "model": {"bias": torch.zeros(3)}}, tmp_path / "misfit.pt")
+    with pytest.raises(UserError, match=r"misfit.pt does not fit its own cfg"):
+        load_audio_backend("BEATs_iter3", "cpu", beats_checkpoint=str(tmp_path / "misfit.pt"))
+    for other in ("encodecmae_base", "MIT/ast-finetuned-audioset-10-10-0.4593"):
+        with pytest.raises(UserError, match=r"--beats_checkpoint is for"):
+            load_audio_backend(other, "cpu", beats_checkpoint=str(ckpt))
 
 
 def test_unknown_easyaudio_models_are_refused(hub):
@@ -159,7 +218,7 @@ def test_script_end_to_end_with_the_standin(tmp_path):
         assert manifest["versions"].get("easyaudio") == "0.0-standin"
         assert sorted(arrays) == ["a", "b"]
         with standin_easyaudio() as hub:
-            model = hub.get_model(name, device="cpu")
+            model = hub.get_model(name)
             for item in items_for(json_path, audio):
                 acts = [np.asarray(a) for a in model.extract_activations_from_array(audio[item.utterance.utt_id])]
                 frames = np.stack(acts)

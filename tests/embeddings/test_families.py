@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -98,5 +99,8 @@ def test_every_row_names_a_real_script_loader_and_flag(fam):
     assert fam.kind in KINDS and fam.modality in ("text", "audio")
     module, _, function = fam.loader.partition(":")
     assert callable(getattr(importlib.import_module(module), function))
-    assert fam.model_flag in help_text(fam.script)
+    shown = help_text(fam.script)
+    assert fam.model_flag in shown
+    takes_precision = re.search(r"^\s*--precision\b", shown, flags=re.M) is not None
+    assert takes_precision == fam.takes_precision
     assert (fam.geometry is None) == (fam.modality == "text")

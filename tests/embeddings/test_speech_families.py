@@ -62,7 +62,7 @@ def _args(al, out_dir, *extra):
 
 @pytest.mark.parametrize("name,family,sensitive", FAMILIES)
 def test_pooled_vectors_equal_mean_of_model_frames(name, family, sensitive, alignment_path, tmp_path):
-    backend = load_backend("speech", str(tiny_model(name)), "cpu")
+    backend = load_backend("speech", str(tiny_model(name)), "cpu", precision="float32")
     assert backend.family == family
     assert backend.padding_sensitive is sensitive
     assert backend.num_layers == 3  # 2 transformer layers + layer 0
@@ -94,7 +94,7 @@ def test_pooled_vectors_equal_mean_of_model_frames(name, family, sensitive, alig
 def test_batched_equals_one_at_a_time(name, family, sensitive, tmp_path):
     """Mixed lengths (plus two of equal length): batches as the core forms them == one utterance at a time."""
     al = random_corpus(tmp_path, [1.3, 2.0, 2.0, 2.6, 1.7], seed=3)
-    backend = load_backend("speech", str(tiny_model(name)), "cpu")
+    backend = load_backend("speech", str(tiny_model(name)), "cpu", precision="float32")
     utts = load_alignment(al).utterances
     audio = {u.utt_id: load_audio(u.audio_path, 16000) for u in utts}
     batches = plan_batches(utts, backend.cost, budget=100.0, padding_sensitive=backend.padding_sensitive)

@@ -34,7 +34,7 @@ def check_against_reference(backend: HFTextBackend, folder, utts, atol: float = 
 
 
 def test_bert_word_vectors_are_means_of_their_sub_tokens(tiny_bert):
-    backend = load_hf_text_backend(str(tiny_bert), "cpu")
+    backend = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32")
     assert backend.num_layers == 3 and backend.layer_names[0] == "embeddings" and backend.dim == 32
     pieces = check_against_reference(backend, tiny_bert, utterances())
     assert max(pieces) >= 3 and min(pieces) == 1  # whole words and split words both occur
@@ -43,7 +43,7 @@ def test_bert_word_vectors_are_means_of_their_sub_tokens(tiny_bert):
 
 
 def test_roberta_with_prefix_space(tiny_roberta):
-    backend = load_hf_text_backend(str(tiny_roberta), "cpu")
+    backend = load_hf_text_backend(str(tiny_roberta), "cpu", precision="float32")
     assert backend.num_layers == 3
     # 130 position embeddings, numbered from padding_idx + 1 = 2: 128 tokens, 2 of them special
     assert backend.max_len == 128 and backend.window_tokens == 126
@@ -55,7 +55,7 @@ def test_roberta_with_prefix_space(tiny_roberta):
 def test_minilm_real_weights():
     folder = minilm_path()
     assert (folder / "config.json").is_file()
-    backend = load_hf_text_backend(str(folder), "cpu")
+    backend = load_hf_text_backend(str(folder), "cpu", precision="float32")
     assert (backend.num_layers, backend.dim) == (7, 384)
     utts = [utterance("u1", UTTERANCES["1272-128104-0001"])]
     check_against_reference(backend, folder, utts, atol=1e-4)
@@ -64,7 +64,7 @@ def test_minilm_real_weights():
 @pytest.mark.parametrize("model", ["tiny_bert", "tiny_roberta"])
 def test_batched_equals_one_at_a_time(model, request):
     # padding (with its attention mask) must not change any word: RoBERTa also numbers positions around pads
-    backend = load_hf_text_backend(str(request.getfixturevalue(model)), "cpu")
+    backend = load_hf_text_backend(str(request.getfixturevalue(model)), "cpu", precision="float32")
     utts = utterances()
     batched = backend.embed(items(utts))
     for u, b in zip(utts, batched):
@@ -73,7 +73,7 @@ def test_batched_equals_one_at_a_time(model, request):
 
 
 def test_cost_counts_sub_tokens_with_specials(tiny_bert):
-    backend = load_hf_text_backend(str(tiny_bert), "cpu")
+    backend = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32")
     u = utterance("u", UTTERANCES["1272-128104-0001"])
     _, pieces = reference_vectors(tiny_bert, [w.word for w in u.words])
     assert backend.cost(u) == sum(pieces) + 2
@@ -101,7 +101,7 @@ def test_plan_windows_cover_every_word_with_overlap():
 
 
 def test_long_utterance_uses_windows_and_each_word_matches_its_window(tiny_bert):
-    backend = load_hf_text_backend(str(tiny_bert), "cpu", max_tokens=16, stride=6)
+    backend = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32", max_tokens=16, stride=6)
     assert backend.window_tokens == 14
     u = utterance("long", LONG_WORDS)
     words = [w.word for w in u.words]
@@ -135,18 +135,18 @@ def test_long_utterance_uses_windows_and_each_word_matches_its_window(tiny_bert)
 
 
 def test_window_limit_at_least_the_utterance_is_the_plain_path(tiny_bert):
-    plain = load_hf_text_backend(str(tiny_bert), "cpu")
+    plain = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32")
     u = utterance("long", LONG_WORDS)
     n = int(plain.cost(u))
-    exact = load_hf_text_backend(str(tiny_bert), "cpu", max_tokens=n)
+    exact = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32", max_tokens=n)
     assert exact.windows_for(u)[0][0] == plain.windows_for(u)[0][0] and len(exact.windows_for(u)) == 1
     np.testing.assert_array_equal(exact.embed(items([u]))[0], plain.embed(items([u]))[0])
-    short = load_hf_text_backend(str(tiny_bert), "cpu", max_tokens=n - 1)
+    short = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32", max_tokens=n - 1)
     assert len(short.windows_for(u)) == 2
 
 
 def test_word_longer_than_a_window_is_an_error(tiny_bert):
-    backend = load_hf_text_backend(str(tiny_bert), "cpu", max_tokens=4)  # 2 content tokens
+    backend = load_hf_text_backend(str(tiny_bert), "cpu", precision="float32", max_tokens=4)  # 2 content tokens
     with pytest.raises(UserError, match="raise --max_tokens"):
         backend.embed(items([utterance("u", ["mister", "quilter's"])]))
 
@@ -155,10 +155,10 @@ def test_word_longer_than_a_window_is_an_error(tiny_bert):
 
 def test_path_that_is_not_a_model(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        load_hf_text_backend(str(tmp_path / "nothing-here"), "cpu")
+        load_hf_text_backend(str(tmp_path / "nothing-here"), "cpu", precision="float32")
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no config.json"):
-        load_hf_text_backend(str(tmp_path / "empty"), "cpu")
+        load_hf_text_backend(str(tmp_path / "empty"), "cpu", precision="float32")
     import torch
 
     if not torch.cuda.is_available():
@@ -174,7 +174,8 @@ def test_script_writes_reference_vectors(tiny_bert, tmp_path):
     alignment = write_alignment_json(tmp_path / "al.json")
     out_dir = tmp_path / "emb"
     proc = run_script(NLP, "--model", str(tiny_bert), "--path", str(alignment), "--device", "cpu",
-                      "--out_dir", str(out_dir), "--dtype", "float32", "--batch_tokens", "64", "--no_progress")
+                      "--precision", "float32", "--out_dir", str(out_dir), "--dtype", "float32", "--batch_tokens", "64",
+                      "--no_progress")
     assert proc.returncode == 0, proc.stderr
     folder = out_dir / "tiny-bert"
     assert proc.stdout.strip().endswith(str(folder))

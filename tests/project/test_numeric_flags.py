@@ -50,6 +50,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
     "benchmarks/bench_extract.py": [
         ("--hours", "0", "(0.0, 100.0]"), ("--batch_seconds", "nan", "(0.0, 1000000.0]"),
         ("--seed", "2147483648", "[0, 2147483647]"), ("--thesis_limit", "0", ">= 1"),
+        ("--batch_tokens", "0", "[1, 100000000]"), ("--trials", "0", "[1, 100]"),
     ],
     "tools/make_tiny_ast.py": [("--max_length", "15", "[16, 4096]"), ("--seed", "-1", "[0, 2147483647]")],
     "tools/make_tiny_speech.py": [("--seed", "-1", "[0, 2147483647]")],
@@ -71,12 +72,33 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--layers2", "1001", "[1, 1000]"), ("--chunk_rows", "63", "[64, 10000000]"),
         ("--seed", "-1", "[0, 4294967295]"),
     ],
+    "benchmarks/bench_easyaudio.py": [("--seconds", "0.1", "[0.5, 60.0]")],
     "benchmarks/bench_pipeline.py": [
         ("--repeat", "0", "[1, 10000]"), ("--trials", "101", "[1, 100]"), ("--threads", "0", "[1, 1024]"),
         ("--batch_seconds", "inf", "(0.0, 1000000.0]"), ("--scaling_factors", "0", "[1, 10000]"),
         ("--cka_rows", "3", "[4, 10000000]"), ("--cka_dims", "256:0", "[1, 65536]"),
         ("--cka_layers", "25 0", "[1, 1000]"), ("--gram_max_rows", "3", "[4, 1000000]"),
         ("--cka_tol", "1.5", "[0.0, 1.0]"), ("--seed", "-1", "[0, 2147483647]"),
+    ],
+    "experiments/experiment_similarity.py": [
+        ("--layer1", "-1", ">= 0"), ("--layer2", "-2", ">= 0"), ("--bootstrap", "-1", "[0, 100000]"),
+        ("--permutations", "100001", "[0, 100000]"), ("--seed", "4294967296", "[0, 4294967295]"),
+        ("--svcca_variance", "0", "(0, 1]"), ("--cca_rank_tol", "1", "(0, 1)"), ("--rsa_sample", "2", "[3, 100000]"),
+        ("--rbf_sample", "3", "[4, 100000]"), ("--rbf_sigma", "0", "> 0"), ("--chunk_rows", "63", "[64, 10000000]"),
+    ],
+    "experiments/experiment_probe.py": [
+        ("--layer", "-1", ">= 0"), ("--top_k", "1", "[2, 1000000]"), ("--test_fraction", "1", "(0, 1)"),
+        ("--seed", "-1", "[0, 4294967295]"), ("--l2", "-0.5", ">= 0"), ("--max_iter", "0", "[1, 100000]"),
+    ],
+    "benchmarks/bench_measures.py": [
+        ("--rows", "3", "[4, 10000000]"), ("--dims", "0:768", "[1, 65536]"), ("--layers1", "0", "[1, 1000]"),
+        ("--layers2", "1001", "[1, 1000]"), ("--rsa_sample", "2", "[3, 100000]"),
+        ("--chunk_rows", "63", "[64, 10000000]"), ("--seed", "-1", "[0, 4294967295]"),
+    ],
+    "benchmarks/bench_probe.py": [
+        ("--rows", "99", "[100, 10000000]"), ("--dim", "0", "[1, 65536]"), ("--classes", "1", "[2, 100000]"),
+        ("--max_iter", "0", "[1, 100000]"), ("--l2", "-1", ">= 0"), ("--noise", "-1", ">= 0"),
+        ("--seed", "-1", "[0, 4294967295]"),
     ],
     # no numeric flags (matrix_embeddings.py's --layer is a list such as 0,3,5 or 2-4, checked against the
     # model's depth at run time: tests/test_matrices_assembly.py::test_bad_flags_and_layers)

@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from wordreps.analysis.cka import resolve_device
+from wordreps.common.devices import resolve_device
+from wordreps.common.precision import exact_float32
 from wordreps.analysis.retrieval import chance_levels, normalise
 
 # torch marks sparse CSR as "beta"; the products used here (CPU: MKL, CUDA: cuSPARSE) are long-standing ones
@@ -183,6 +184,15 @@ def run_asif(a: np.ndarray, t: np.ndarray, words: Sequence[str], queries: np.nda
     na = len(anchors)
     if max(ks) > na - 1:
         raise ValueError(f"k = {max(ks)} exceeds the {na - 1} anchors an anchor can use (itself left out)")
+    with exact_float32():  # cosine similarities in full float32 (no TF32): top-k sets must not depend on the GPU
+        return _run_asif(a, t, words, queries, anchors, ks=ks, ps=ps, seed=seed, center=center, chunk_size=chunk_size,
+                         device=device, method=method, names=names, chance_draws=chance_draws, paths=paths)
+
+
+def _run_asif(a, t, words, queries, anchors, *, ks, ps, seed, center, chunk_size, device, method, names, chance_draws,
+              paths) -> dict:
+    n = a.shape[0]
+    na = len(anchors)
     dev = resolve_device(device) if isinstance(device, str) else device
     if method == "auto":
         method = "sparse-dense" if dev.type == "cuda" else "sparse-sparse"

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.common.errors import UserError
+from wordreps.common.precision import exact_float32
 
 METRICS = ("linear", "debiased", "rbf")   # the measures this module's engine computes (see measures.py)
 PRECISIONS = ("mixed", "float64")
@@ -157,23 +157,6 @@ def rbf_cka(X: np.ndarray, Y: np.ndarray, sigma: float = 0.8) -> float:
     return cka_from_grams(gram_rbf(X, sigma), gram_rbf(Y, sigma))
 
 
-# ---------------------------------------------------------------------------------------------- devices
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda but torch sees no CUDA GPU on this machine; use --device cpu or auto")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"--device {name!r} is not one of auto, cpu, cuda")
-    if name == "cuda":
-        # full fp32 products: TF32 would cost ~3 decimal digits in X^T Y
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    return torch.device(name)
-
-
 # ---------------------------------------------------------------------------------------------- all pairs
 
 LayerSource = Callable[[], np.ndarray]
@@ -196,7 +179,7 @@ def _as_rows(source: LayerSource, rows: np.ndarray | None) -> np.ndarray:
     return X if rows is None else X[rows]
 
 
-def _center_torch(X: np.ndarray, device: torch.device, dtype: torch.dtype, chunk_rows: int,
+def _center_torch(X: np.ndarray | torch.Tensor, device: torch.device, dtype: torch.dtype, chunk_rows: int,
                   out: torch.Tensor | None = None) -> torch.Tensor:
     """Columns centred with a float64 mean, stored as ``dtype`` on ``device`` (into ``out`` if given).
 
@@ -210,7 +193,9 @@ def _center_torch(X: np.ndarray, device: torch.device, dtype: torch.dtype, chunk
     total = torch.zeros(d, dtype=torch.float64, device=device)
     for s in range(0, n, chunk_rows):
         part = X[s:s + chunk_rows]
-        if out.device.type == "cpu" and out.is_contiguous():
+        if isinstance(part, torch.Tensor):  # already a tensor (a benchmark's device-resident layer)
+            out[s:s + chunk_rows] = part.to(device=device, dtype=dtype)
+        elif out.device.type == "cpu" and out.is_contiguous():
             out[s:s + chunk_rows].numpy()[...] = part  # one copy straight from a memory map
         else:
             out[s:s + chunk_rows] = torch.from_numpy(np.array(part, dtype=np.float32)).to(device)
@@ -334,6 +319,31 @@ def _linear_family(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource
     return out
 
 
+def median_like_numpy(values: torch.Tensor, method: str = "auto") -> float:
+    """The median of all elements as ``np.median`` defines it (mean of the two middle values for an even count).
+
+    ``method``: ``sort`` (one radix sort of the whole tensor: on a GPU it uses every multiprocessor, where
+    ``torch.kthvalue`` on one 25M-element slice (the RBF sample of 5000 rows) runs on a single thread block),
+    ``select`` (numpy's introselect on the host: linear time, the fast choice on a CPU), or ``auto``
+    (sort on CUDA, select elsewhere). All three give the same value.
+    """
+    flat = values.reshape(-1)
+    m = flat.numel()
+    if m == 0:
+        raise ValueError("median of an empty tensor")
+    lo_k, hi_k = (m - 1) // 2, m // 2  # 0-based ranks of the two middle values
+    if method == "auto":
+        method = "sort" if flat.device.type == "cuda" else "select"
+    if method == "sort":
+        ordered = torch.sort(flat).values
+        return float((ordered[lo_k] + ordered[hi_k]) / 2)
+    if method == "select":
+        host = flat.detach().cpu().numpy()
+        part = np.partition(host, (lo_k, hi_k))  # a copy: the caller's tensor is left as it was
+        return float((part[lo_k] + part[hi_k]) / 2)
+    raise ValueError(f"unknown median method {method!r}")
+
+
 def _rbf_centered_gram(X: np.ndarray, sigma: float, device: torch.device) -> torch.Tensor:
     """H K H for the Gaussian kernel of :func:`gram_rbf`, float64 on ``device``."""
     Xt = torch.from_numpy(np.array(X, dtype=np.float64)).to(device)
@@ -341,12 +351,7 @@ def _rbf_centered_gram(X: np.ndarray, sigma: float, device: torch.device) -> tor
     sq = torch.diagonal(dots).clone()
     sq_dist = (sq[:, None] + sq[None, :] - 2.0 * dots).clamp_min_(0.0)
     del dots
-    flat = sq_dist.reshape(-1)
-    m = flat.numel()
-    # the median as numpy defines it (mean of the two middle values for an even count)
-    lo = torch.kthvalue(flat, (m + 1) // 2).values
-    hi = torch.kthvalue(flat, m // 2 + 1).values
-    sq_median = float((lo + hi) / 2)
+    sq_median = median_like_numpy(sq_dist)
     if sq_median <= 0:
         K = torch.ones_like(sq_dist)
     else:
@@ -399,6 +404,13 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], me
     device = torch.device(device) if isinstance(device, str) else device
     if symmetric and (len(layers1) != len(layers2)):
         raise ValueError("symmetric needs the same layers on both sides")
+    with exact_float32():  # float32 products in full float32: TF32 would cost ~3 decimal digits in X^T Y
+        return _all_pairs(layers1, layers2, metrics, rows1=rows1, rows2=rows2, symmetric=symmetric, device=device,
+                          precision=precision, rbf_sigma=rbf_sigma, chunk_rows=chunk_rows, progress=progress)
+
+
+def _all_pairs(layers1, layers2, metrics, *, rows1, rows2, symmetric, device, precision, rbf_sigma, chunk_rows,
+               progress) -> dict[str, np.ndarray]:
 
     def size(layers) -> int:
         return sum(int(np.prod(src().shape[1:])) for src in layers)

@@ -20,8 +20,12 @@ the permutations):
   the estimator's bias showing, which debiased CKA removes.
 - permutation baseline: P shuffles of model 2's rows (pairing each occurrence with a random other one);
   the mean and 95th percentile of the P values say what "no correspondence" looks like at this n and dims.
-- RBF CKA uses one seeded sample of ``rbf_sample`` rows (an n x n Gram matrix per layer); its bootstrap and
-  permutations resample that sample.
+- RBF CKA uses one seeded sample of ``rbf_sample`` rows (an n x n Gram matrix per layer), RSA one of
+  ``rsa_sample`` rows (an n x n RDM per layer); their bootstrap and permutations resample that sample.
+
+Warnings an engine raises about the point estimates (:class:`wordreps.analysis.pairs.SampleSizeWarning`: too
+few rows for CCA at these dimensions) are printed once each, as one line ``warning: ...`` on stderr; the same
+warnings from the resampled calls are not repeated.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import csv
 import io
 import math
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -84,40 +89,60 @@ def load_pair(matrices_dir: str | Path, model1: str, layers1: Sequence[int], mod
     return m1, m2, mats1, mats2
 
 
+def option_values(options: dict | None = None, **given) -> dict:
+    """Every engine option (measures.OPTION_DEFAULTS), overridden by ``options`` and then by ``given``."""
+    values = {**measures.OPTION_DEFAULTS, **(options or {}), **given}
+    unknown = sorted(set(values) - set(measures.OPTION_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown measure option(s) {unknown}; known: {sorted(measures.OPTION_DEFAULTS)}")
+    return values
+
+
 def compute(mats1: list[np.ndarray], mats2: list[np.ndarray], metrics: Sequence[str], *, symmetric: bool,
             bootstrap: int = 0, permutations: int = 0, seed: int = 0, rbf_sample: int = 5000, rbf_sigma: float = 0.8,
-            device="cpu", precision: str = "mixed", chunk_rows: int = 16384, progress: bool = False
-            ) -> dict[str, PairResult]:
-    """Point estimates, bootstrap percentiles and permutation baseline for every layer pair and metric."""
+            device="cpu", precision: str = "mixed", chunk_rows: int = 16384, progress: bool = False,
+            options: dict | None = None) -> dict[str, PairResult]:
+    """Point estimates, bootstrap percentiles and permutation baseline for every layer pair and metric.
+
+    ``options`` holds the measures' engine options (names and defaults: ``measures.OPTION_DEFAULTS``); each
+    engine call gets those its group's measures list.
+    """
     n = mats1[0].shape[0]
     srcs1 = [(lambda a=a: a) for a in mats1]
     srcs2 = [(lambda a=a: a) for a in mats2]
     boot_rng, perm_rng, sample_seed = _seeds(seed)
-    samples = {"rbf_sample": rbf_sample}
+    values = option_values(options, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma)
     groups = measures.groups(metrics)
     steps = len(groups) * (1 + bootstrap + permutations) * len(mats1)
     bar = _bar(steps, progress)
     tick = (lambda: bar.update(1)) if bar is not None else None
-    common = dict(device=device, precision=precision, rbf_sigma=rbf_sigma, chunk_rows=chunk_rows, progress=tick)
+    common = dict(device=device, precision=precision, chunk_rows=chunk_rows, progress=tick)
     results: dict[str, PairResult] = {}
+    said: set[str] = set()
     for names in groups:
         spec = measures.measure(names[0])
         engine = spec.engine_function()
-        sample = None if spec.sample_option is None else sample_rows(n, samples[spec.sample_option], sample_seed)
+        own = {opt: values[opt] for m in names for opt in measures.measure(m).options}
+        sample = None if spec.sample_option is None else sample_rows(n, int(values[spec.sample_option]), sample_seed)
         base = np.arange(n) if sample is None else sample
-        point = engine(srcs1, srcs2, names, rows1=sample, rows2=sample, symmetric=symmetric, **common)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            point = engine(srcs1, srcs2, names, rows1=sample, rows2=sample, symmetric=symmetric, **common, **own)
+        _say_warnings(caught, said)
         boots: dict[str, list[np.ndarray]] = {m: [] for m in names}
-        for _ in range(bootstrap):
-            idx = base[boot_rng.integers(0, len(base), len(base))]
-            res = engine(srcs1, srcs2, names, rows1=idx, rows2=idx, symmetric=symmetric, **common)
-            for m in names:
-                boots[m].append(res[m])
         perms: dict[str, list[np.ndarray]] = {m: [] for m in names}
-        for _ in range(permutations):
-            shuffled = base[perm_rng.permutation(len(base))]
-            res = engine(srcs1, srcs2, names, rows1=sample, rows2=shuffled, symmetric=False, **common)
-            for m in names:
-                perms[m].append(res[m])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", _sample_size_warning())  # said once, for the point estimates
+            for _ in range(bootstrap):
+                idx = base[boot_rng.integers(0, len(base), len(base))]
+                res = engine(srcs1, srcs2, names, rows1=idx, rows2=idx, symmetric=symmetric, **common, **own)
+                for m in names:
+                    boots[m].append(res[m])
+            for _ in range(permutations):
+                shuffled = base[perm_rng.permutation(len(base))]
+                res = engine(srcs1, srcs2, names, rows1=sample, rows2=shuffled, symmetric=False, **common, **own)
+                for m in names:
+                    perms[m].append(res[m])
         for m in names:
             r = PairResult(metric=m, values=point[m], rows_used=len(base))
             if bootstrap:
@@ -135,6 +160,25 @@ def compute(mats1: list[np.ndarray], mats2: list[np.ndarray], metrics: Sequence[
     if bar is not None:
         bar.close()
     return {m: results[m] for m in metrics if m in results}
+
+
+def _sample_size_warning() -> type[Warning]:
+    from wordreps.analysis.pairs import SampleSizeWarning  # imports torch: only once a comparison runs
+
+    return SampleSizeWarning
+
+
+def _say_warnings(caught: list, said: set[str]) -> None:
+    """Each warning an engine raised, once, as one line on stderr (others go back to Python's handling)."""
+    kind = _sample_size_warning()
+    for w in caught:
+        if not issubclass(w.category, kind):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        line = " ".join(str(w.message).split())
+        if line not in said:
+            said.add(line)
+            print(f"warning: {line}", file=sys.stderr, flush=True)
 
 
 def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
@@ -170,22 +214,28 @@ def _fmt(v) -> str:
 def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str | Path = "outputs/matrices",
         out_dir: str | Path = "outputs/results/cka", metrics: Sequence[str] = ("linear",), bootstrap: int = 0,
         permutations: int = 0, seed: int = 0, rbf_sample: int = 5000, rbf_sigma: float = 0.8,
-        device: str = "auto", precision: str = "mixed", chunk_rows: int = 16384, progress: bool = True
-        ) -> dict[str, dict[str, Path]]:
-    """The thesis comparison: layers 0..layer1 of model1 against 0..layer2 of model2; returns the files written."""
+        device: str = "auto", precision: str = "mixed", chunk_rows: int = 16384, progress: bool = True,
+        options: dict | None = None, correspondence: bool = False) -> dict[str, dict[str, Path]]:
+    """The thesis comparison: layers 0..layer1 of model1 against 0..layer2 of model2; returns the files written.
+
+    ``options``: the measures' engine options (``measures.OPTION_DEFAULTS``); each measure's own are recorded
+    in its JSON's settings. ``correspondence``: also write ``correspondence.{png,csv}`` (for each layer of
+    model 1, the best-matching layer of model 2 under every measure whose JSON is in the folder).
+    """
     metrics = list(dict.fromkeys(metrics))
     layers1 = list(range(layer1 + 1))
     layers2 = list(range(layer2 + 1))
     m1, m2, mats1, mats2 = load_pair(matrices_dir, model1, layers1, model2, layers2)
     if m1.num_rows < 4:
         raise UserError(f"{m1.folder} has {m1.num_rows} rows; CKA needs at least 4 word occurrences")
-    from wordreps.analysis.cka import resolve_device
+    from wordreps.common.devices import resolve_device
 
     torch_device = resolve_device(device)
     symmetric = m1.folder.resolve() == m2.folder.resolve() and layers1 == layers2
+    values = option_values(options, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma)
     results = compute(mats1, mats2, metrics, symmetric=symmetric, bootstrap=bootstrap, permutations=permutations,
-                      seed=seed, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma, device=torch_device,
-                      precision=precision, chunk_rows=chunk_rows, progress=progress)
+                      seed=seed, device=torch_device, precision=precision, chunk_rows=chunk_rows,
+                      progress=progress, options=values)
     folder = Path(out_dir) / f"{m1.slug}__vs__{m2.slug}"
     settings = {"seed": seed, "bootstrap": bootstrap, "permutations": permutations, "rbf_sample": rbf_sample,
                 "rbf_sigma": rbf_sigma, "precision": precision, "device": str(torch_device),
@@ -193,8 +243,60 @@ def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str
                 "baseline": "model 2 rows permuted; mean and 95th percentile" if permutations else None}
     written: dict[str, dict[str, Path]] = {}
     for metric, res in results.items():
-        written[metric] = write_outputs(folder, metric, res, m1, m2, layers1, layers2, settings)
+        spec = measures.measure(metric)
+        # a measure's own options beside the thesis's fields (CKA's files keep exactly theirs)
+        own = {opt: values[opt] for opt in spec.options if not opt.startswith("rbf_")}
+        if spec.sample_option and not spec.sample_option.startswith("rbf_"):
+            own[spec.sample_option] = res.rows_used
+        written[metric] = write_outputs(folder, metric, res, m1, m2, layers1, layers2, {**settings, **own})
+    if correspondence:
+        written["correspondence"] = write_correspondence(folder)
     return written
+
+
+def best_matches(values: list[list[float | None]]) -> list[int | None]:
+    """For each row (a layer of model 1), the column (layer of model 2) of the highest value; None if all are NaN."""
+    out: list[int | None] = []
+    for row in values:
+        finite = [(v, j) for j, v in enumerate(row) if v is not None and math.isfinite(v)]
+        out.append(max(finite)[1] if finite else None)
+    return out
+
+
+def write_correspondence(folder: Path) -> dict[str, Path]:
+    """``correspondence.{csv,png}`` from every measure's JSON in ``folder`` (the layer-correspondence figure)."""
+    import json
+
+    from wordreps.analysis.plots import correspondence_plot
+
+    found = []
+    for spec in measures.MEASURES:
+        path = folder / f"{spec.name}.json"
+        if path.is_file():
+            found.append((spec, json.loads(path.read_text())))
+    if not found:
+        raise UserError(f"no measure's results in {folder}; run experiments/experiment_similarity.py first")
+    first = found[0][1]
+    found = [(s, r) for s, r in found if r["model1"]["layers"] == first["model1"]["layers"]
+             and r["model2"]["layers"] == first["model2"]["layers"] and r["keys_sha256"] == first["keys_sha256"]]
+    layers1, layers2 = first["model1"]["layers"], first["model2"]["layers"]
+    best = {s.name: best_matches(r["values"]) for s, r in found}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["model1", "layer1", "model2", "measure", "best_layer2", "value"])
+    for spec, res in found:
+        for a, b in enumerate(best[spec.name]):
+            value = None if b is None else res["values"][a][b]
+            writer.writerow([first["model1"]["name"], layers1[a], first["model2"]["name"], spec.name,
+                             "" if b is None else layers2[b], _fmt(value)])
+    paths = {"csv": folder / "correspondence.csv", "png": folder / "correspondence.png"}
+    write_text_atomic(paths["csv"], buf.getvalue())
+    lines = {spec.title: [None if b is None else layers2[b] for b in best[spec.name]] for spec, _ in found}
+    correspondence_plot(paths["png"], lines, layers1, layers2, f"{first['model1']['name']} layer",
+                        f"best-matching {first['model2']['name']} layer",
+                        f"{first['model1']['name']} vs {first['model2']['name']}: layer correspondence, "
+                        f"n = {first['num_rows']}")
+    return paths
 
 
 def write_outputs(folder: Path, metric: str, res: PairResult, m1: ModelMatrices, m2: ModelMatrices,

@@ -47,16 +47,31 @@ class Measure:
 
 
 _CKA = "wordreps.analysis.cka:all_pairs"
+_CCA = "wordreps.analysis.cca:all_pairs"
 MEASURES: tuple[Measure, ...] = (
     Measure("linear", "linear CKA", "Kornblith et al. (2019), ICML", _CKA),
     Measure("debiased", "debiased linear CKA", "Nguyen et al. (2021), ICLR; HSIC_1 of Song et al. (2012)", _CKA,
             bootstrap_world="linear"),
     Measure("rbf", "RBF CKA", "Kornblith et al. (2019), ICML", _CKA, sample_option="rbf_sample",
             options=("rbf_sigma",)),
+    Measure("cca", "mean CCA", "Hotelling (1936); principal angles, Bjorck & Golub (1973)", _CCA,
+            options=("cca_rank_tol",)),
+    Measure("svcca", "SVCCA", "Raghu et al. (2017), NeurIPS", _CCA, options=("svcca_variance", "cca_rank_tol")),
+    Measure("pwcca", "PWCCA", "Morcos et al. (2018), NeurIPS", _CCA, options=("cca_rank_tol",)),
+    Measure("procrustes", "Procrustes similarity", "Ding et al. (2021), NeurIPS",
+            "wordreps.analysis.procrustes:all_pairs"),
+    # the engine samples rows itself when called directly; given the comparison's sample, it takes all of it
+    Measure("rsa", "RSA (Spearman, correlation RDMs)", "Kriegeskorte et al. (2008), Front. Syst. Neurosci.",
+            "wordreps.analysis.rsa:all_pairs", sample_option="rsa_sample", options=("rsa_sample",)),
 )
 NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES)
 CKA_NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES if m.engine == _CKA)   # experiment_CKA.py's
 PRECISIONS = ("mixed", "float64")
+# experiment_similarity.py's default: the issue's "same picture under several measures"
+DEFAULT_SIMILARITY: tuple[str, ...] = ("linear", "debiased", "svcca", "pwcca", "procrustes", "rsa")
+# every engine option a measure may take, with its default (the scripts' flags of the same names)
+OPTION_DEFAULTS: dict[str, float | int] = {"rbf_sample": 5000, "rbf_sigma": 0.8, "svcca_variance": 0.99,
+                                           "cca_rank_tol": 1e-5, "rsa_sample": 2000}
 
 
 def measure(name: str) -> Measure:

@@ -66,6 +66,43 @@ def heatmap(path: Path, values: np.ndarray, layers1: list[int], layers2: list[in
     plt.close(fig)
 
 
+def correspondence_plot(path: Path, lines: dict[str, list[int | None]], layers1: list[int], layers2: list[int],
+                        xlabel: str, ylabel: str, title: str) -> None:
+    """One line per measure: for each layer of model 1 (x), the best-matching layer of model 2 (y).
+
+    Lines are nudged apart vertically by a small fixed amount each, so that measures that agree stay visible;
+    a layer with no value under a measure (all NaN) is a gap in its line.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(5.0, min(3.0 + 0.3 * len(layers1), 12)), max(4.0, min(2.5 + 0.2 * len(layers2), 9))))
+    markers = "osD^vP*Xh<>"
+    nudge = 0.08 if len(lines) > 1 else 0.0
+    for k, (label, best) in enumerate(lines.items()):
+        offset = (k - (len(lines) - 1) / 2) * nudge
+        ys = [np.nan if b is None else b + offset for b in best]
+        ax.plot(layers1, ys, marker=markers[k % len(markers)], ms=4, lw=1.2, label=label)
+    ax.plot(layers1, np.interp(layers1, [layers1[0], layers1[-1]], [layers2[0], layers2[-1]]) if len(layers1) > 1
+            else [layers2[0]], color="grey", ls=":", lw=1, label="proportional depth")
+    pos, labels = _ticks(layers1)
+    ax.set_xticks([layers1[p] for p in pos])
+    ax.set_xticklabels(labels, fontsize=7)
+    pos, labels = _ticks(layers2)
+    ax.set_yticks([layers2[p] for p in pos])
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_ylim(layers2[0] - 0.5, layers2[-1] + 0.5)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+
+
 def plot_sweep(path: Path, rows: list[dict], chance: dict) -> None:
     """Top-1 and top-5 accuracy against k, one line per p, one column per direction; chance dotted."""
     import matplotlib

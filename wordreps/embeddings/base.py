@@ -4,6 +4,9 @@ The core (``wordreps/embeddings/extract.py``) reads the alignment JSON, sorts an
 resumes, shards, converts dtypes and writes files. A backend only turns a batch of utterances into one
 float32 array per utterance of shape (layers, words, dim).
 
+A backend with a model runs its forward passes on ``device`` at ``precision`` (resolved once, when it is
+built, by ``common/precision.py``: float32, bfloat16 or float16) and pools in float32 whatever the precision.
+
 Layer numbering, the same for every model: 0 is the input to the first block (BERT's embeddings,
 wav2vec2's projected CNN features), layer i is the output of block i.
 """
@@ -64,6 +67,8 @@ class Backend(ABC):
     # Backends whose words may have no vector (GloVe's out-of-vocabulary words) return NaN rows for them and
     # set this; for any other backend a NaN is the model's overflow and stops the run.
     words_can_be_missing: bool = False
+    device = None              # torch.device of the model; None for backends without one (GloVe)
+    precision: str = "float32"  # compute precision of the forward passes (common/precision.py)
 
     @abstractmethod
     def cost(self, utterance: Utterance) -> float:
@@ -76,3 +81,9 @@ class Backend(ABC):
     def describe(self) -> dict:
         """Model id, revision and anything else the manifest should record."""
         return {}
+
+    def compute(self) -> dict:
+        """The manifest's ``compute`` record: device (GPU name), precision. Folders refuse a run that differs."""
+        from wordreps.common.precision import compute_record
+
+        return compute_record(self.device if self.device is not None else "cpu", self.precision)

@@ -31,7 +31,9 @@ import numpy as np
 
 from wordreps.common.atomic import save_npy_atomic
 from wordreps.common.cli import float_range, int_range
+from wordreps.common.devices import DEVICE_HELP, device_arg, is_out_of_memory, resolve_device  # noqa: F401 (re-exported)
 from wordreps.common.errors import UserError
+from wordreps.common.precision import PRECISION_HELP, exact_float32, precision_arg
 from wordreps.embeddings import store
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 
@@ -44,24 +46,19 @@ _FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 
 # ---------------------------------------------------------------------------------------------- command line
 
-def device_arg(text: str) -> str:
-    """argparse type for --device: auto | cpu | cuda | cuda:N."""
-    t = text.strip().lower()
-    if t in ("auto", "cpu", "cuda") or (t.startswith("cuda:") and t[5:].isdigit()):
-        return t
-    raise argparse.ArgumentTypeError(f"{text!r} is not a device (allowed: auto, cpu, cuda, cuda:N)")
-
-
-def add_extraction_args(parser: argparse.ArgumentParser, *, audio: bool) -> argparse.ArgumentParser:
-    """The flags every embedding script shares. ``audio`` picks --batch_seconds (audio) or --batch_tokens."""
+def add_extraction_args(parser: argparse.ArgumentParser, *, audio: bool, model: bool = True) -> argparse.ArgumentParser:
+    """The flags every embedding script shares. ``audio`` picks --batch_seconds (audio) or --batch_tokens;
+    ``model=False`` (GloVe: vectors read from a file) leaves out --precision."""
     g = parser.add_argument_group("extraction")
     g.add_argument("--path", required=True,
                    help="alignment JSON written by alignments/alignments_and_trans.py "
                         "(e.g. alignments/audio_alignments_20_16.json)")
-    g.add_argument("--device", type=device_arg, default="auto",
-                   help="auto (cuda if available, else cpu) | cpu | cuda | cuda:N (default: auto)")
+    g.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
+    if model:
+        g.add_argument("--precision", type=precision_arg, default="auto", help=PRECISION_HELP)
     g.add_argument("--dtype", choices=("float16", "float32"), default="float16",
-                   help="dtype of the stored vectors; pooling is always computed in float32 (default: float16)")
+                   help="dtype of the stored vectors, whatever --precision; pooling is always computed in float32 "
+                        "(default: float16)")
     g.add_argument("--out_dir", default=DEFAULT_OUT_DIR,
                    help=f"root of the per-model folders (default: {DEFAULT_OUT_DIR})")
     g.add_argument("--name", default=None,
@@ -115,34 +112,6 @@ def resolve_shard(args: argparse.Namespace, env: Mapping[str, str] | None = None
         raise UserError(f"shard {sid} of {num} does not exist (--shard_id must be in 0..{num - 1}); "
                         "check --shard_id/--num_shards or RANK/WORLD_SIZE/SLURM_ARRAY_* variables")
     return sid, num
-
-
-def resolve_device(text: str, env: Mapping[str, str] | None = None):
-    """torch.device for --device; 'cuda' asked for on a machine without CUDA is a UserError.
-
-    Under torchrun, 'auto' and 'cuda' mean this worker's own GPU, cuda:$LOCAL_RANK.
-    """
-    import torch
-
-    env = os.environ if env is None else env
-    text = (text or "auto").lower()
-    if text == "auto" and not torch.cuda.is_available():
-        return torch.device("cpu")
-    if text in ("auto", "cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {text} asked for but this machine has no usable CUDA GPU; "
-                            "pass --device cpu (or auto)")
-        local = env.get("LOCAL_RANK")
-        text = f"cuda:{int(local)}" if local is not None and local.isdigit() else "cuda:0"
-    if text.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError(f"--device {text} asked for but this machine has no usable CUDA GPU; "
-                            "pass --device cpu (or auto)")
-        index = int(text.split(":")[1])
-        if index >= torch.cuda.device_count():
-            raise UserError(f"--device {text}: this machine has {torch.cuda.device_count()} GPU(s) "
-                            f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
-    return torch.device(text)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -216,7 +185,7 @@ def finalize_array(utt: Utterance, array: np.ndarray, *, num_layers: int, dim: i
             layer, pos, _ = (int(i) for i in np.argwhere(bad)[0])
             raise UserError(f"{model_name} produced a non-finite value (NaN/Inf) for utterance {utt.utt_id}, "
                             f"word #{pos} ({utt.words[pos].word!r}), layer {layer}; run it in full precision "
-                            "(--device cpu) or check the audio file for corrupt samples")
+                            "(--precision float32) or check the audio file for corrupt samples")
     if dtype == "float16" and array.size:
         peak = np.abs(np.where(finite, array, 0.0))
         if float(peak.max()) > _FP16_MAX:
@@ -434,7 +403,7 @@ def build_manifest_for(backend: Backend, alignment, dtype: str) -> dict:
         layer_names=list(backend.layer_names), dim=backend.dim, dtype=dtype,
         geometry=backend.geometry.to_dict() if backend.geometry is not None else None,
         alignment_path=_stable_path(alignment.path), alignment_sha256=alignment.sha256,
-        describe=backend.describe(), versions=library_versions(),
+        describe=backend.describe(), versions=library_versions(), compute=backend.compute(),
         utterances={u.utt_id: {"words": [w.word for w in u.words],
                                "shape": [backend.num_layers, len(u.words), backend.dim]}
                     for u in sorted(alignment.utterances, key=lambda u: u.utt_id)},
@@ -495,12 +464,18 @@ def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, ob
     return RunPlan(folder, mine, todo, finished, shard_id, num_shards), alignment
 
 
+def _first_words(err: BaseException, limit: int = 80) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _embed_or_explain(backend: Backend, items: list[BatchItem], args: argparse.Namespace) -> list[np.ndarray]:
-    """backend.embed, with running out of GPU memory turned into advice on the batch budget."""
+    """backend.embed, with running out of memory (torch, cuBLAS, cuDNN, the CPU allocator) turned into advice on
+    the batch budget."""
     try:
         return backend.embed(items)
-    except RuntimeError as err:
-        if "out of memory" not in str(err).lower():
+    except (RuntimeError, MemoryError) as err:
+        if not is_out_of_memory(err):
             raise
         budget = ("--batch_seconds", getattr(args, "batch_seconds", None) or _default_batch_seconds(backend)) \
             if backend.needs_audio else \
@@ -509,11 +484,18 @@ def _embed_or_explain(backend: Backend, items: list[BatchItem], args: argparse.N
         raise UserError(f"{backend.model_name} ran out of memory on a batch of {len(items)} utterances "
                         f"({size:.0f} {'s of audio' if backend.needs_audio else 'tokens'}, first "
                         f"{items[0].utterance.utt_id}); run again with a smaller {budget[0]} (now {budget[1]}): "
-                        "finished utterances are kept") from err
+                        f"finished utterances are kept (the error: {_first_words(err)})") from err
 
 
 def run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
     """Extract this shard's utterances into the model folder (resuming) and return the folder."""
+    # full float32 wherever the model computes in float32 (no TF32), deterministic cuDNN; the user's settings come
+    # back when the run ends (common/precision.exact_float32)
+    with exact_float32(deterministic=True):
+        return _run_extraction(backend, args)
+
+
+def _run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
     plan, alignment = prepare_run(backend, args)
     total_utts = sum(len(b) for b in plan.batches)
     todo_utts = sum(1 for b in plan.todo for u in b if u.utt_id not in plan.finished)

@@ -43,7 +43,7 @@ HF_SPEECH_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")   # config.j
 AST_MODEL_TYPE = "audio-spectrogram-transformer"
 # s3prl / Hugging Face names of models with the wav2vec2 conv stack (lower case, without an "org/" prefix)
 _CONV_STACK_NAME = re.compile(r"(distil)?(wav2vec2|hubert|wavlm|data2vec|xls[-_]?r|mms)([-_].*)?")
-_VECTOR_FILE_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2", ".txt.xz", ".vec", ".bin", ".bin.gz", ".kv", ".gz")
+_VECTOR_FILE_SUFFIXES = (".txt", ".txt.gz", ".txt.bz2", ".txt.xz", ".vec", ".bin", ".bin.gz", ".kv", ".gz", ".npy")
 
 
 def _base_name(name: str) -> str:
@@ -170,6 +170,7 @@ class Family:
     geometry_names: str = ""       # known names with a geometry, for messages and docs
     model_flag: str = "--model"    # how the script is given a model of this family
     folder_name: str | None = None # the outputs' folder name when not derived from the model's (GloVe: a file)
+    takes_precision: bool = True   # its script has --precision (a neural model; GloVe is a table lookup)
     requires: str | None = None    # an optional package the family needs (not installable from PyPI)
 
     def load(self, model: str, device=None, **opts) -> Backend:
@@ -197,7 +198,7 @@ class Family:
 _B = "wordreps.embeddings.backends."
 FAMILIES: tuple[Family, ...] = (
     Family("glove", "glove", "text", "embeddings/glove_embedding.py", _B + "glove:load_glove_backend",
-           _glove_matches, None, model_flag="--glove", folder_name="glove"),
+           _glove_matches, None, model_flag="--glove", folder_name="glove", takes_precision=False),
     Family("easyaudio", "audio", "audio", "embeddings/audio_embeddings.py", _B + "easyaudio:load_easyaudio_backend",
            _easyaudio_matches, _easyaudio_geometry, "encodecmae_base, encodecmae_large (24 kHz, 75 Hz); BEATs_iter3 "
            "and other BEATs_* (16 kHz, 160 ms)", requires="easyaudio"),

@@ -1,19 +1,20 @@
-"""Word pooling on the device: the mean of a word's frames, for every layer at once.
+"""Word pooling on the device: the mean of a word's frames (or sub-tokens), for every layer at once.
 
 ``pool_words`` builds one (B, W, T) averaging matrix per batch (weight 1/count on the word's frames) and
 applies it to every layer with a batched matrix product in float32. Unlike cumulative sums it does not lose
 precision on long utterances (wav2vec2-large has dimensions with values in the hundreds), and unlike
 ``index_add`` on CUDA it is deterministic. Cost: L x B x W x T x D multiply-adds, a few milliseconds on a GPU.
+``pool_groups`` is the same product for positions labelled by group (a text model's sub-tokens by word).
 """
 from __future__ import annotations
 
-import contextlib
 from typing import Sequence
 
 import numpy as np
 import torch
 
 from wordreps.common.errors import UserError
+from wordreps.common.precision import exact_float32
 
 
 def word_pooling_matrix(num_frames: Sequence[int], spans: Sequence[Sequence[tuple[int, int]]], max_frames: int,
@@ -69,9 +70,7 @@ def pool_words(hidden: torch.Tensor | Sequence[torch.Tensor], num_frames: Sequen
     device = layers[0].device
     weights = word_pooling_matrix(num_frames, spans, max_frames, device, utt_ids, words)  # (B, W, T)
     wmax = weights.shape[1]
-    # one (B, W, D) product per layer; float32 accumulation, never TF32 (precision matters before fp16 storage)
-    with _no_tf32(), torch.autocast(device.type, enabled=False):  # autocast would run bmm in bf16
-        pooled = torch.stack([torch.bmm(weights, h.to(torch.float32)) for h in layers])  # (L, B, W, D)
+    pooled = _apply_weights(weights, layers)  # (L, B, W, D)
     counts = [len(s) for s in spans]
     if wmax == 0:
         return [pooled.new_zeros((len(layers), 0, dim)) for _ in counts]
@@ -106,23 +105,39 @@ def pool_utterances(hidden: torch.Tensor | Sequence[torch.Tensor], num_frames: S
     return pooled_to_numpy(pooled)
 
 
-@contextlib.contextmanager
-def _no_tf32():
-    if not torch.cuda.is_available():
-        yield
-        return
-    old = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = old
+def _apply_weights(weights: torch.Tensor, layers: Sequence[torch.Tensor]) -> torch.Tensor:
+    """(L, B, W, D) float32: one (B, W, T) x (B, T, D) product per layer.
+
+    Float32 accumulation, never TF32 or bfloat16 passes (precision matters before float16 storage), and
+    autocast off: it would run the product in the model's lower precision.
+    """
+    device = layers[0].device
+    with exact_float32(), torch.autocast(device.type, enabled=False):
+        return torch.stack([torch.bmm(weights, h.to(torch.float32)) for h in layers])
 
 
-def autocast_for(device: torch.device | str):
-    """bf16 autocast on CUDA (fp16 where bf16 is unsupported); a no-op (fp32) on CPU."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+def group_pooling_matrix(groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """(B, G, T) float32: row g of item b averages the positions t with ``groups[b, t] == g`` (-1: no group).
+
+    A group with no position gets a row of zeros (the caller knows which groups exist).
+    """
+    g = torch.arange(num_groups, device=groups.device).view(1, -1, 1)
+    inside = groups.unsqueeze(1) == g  # (B, G, T)
+    counts = inside.sum(-1, keepdim=True).clamp_min(1)
+    return inside.to(torch.float32) / counts.to(torch.float32)
+
+
+def pool_groups(hidden: torch.Tensor | Sequence[torch.Tensor], groups: torch.Tensor, num_groups: int) -> torch.Tensor:
+    """Mean of each group's positions for every layer: (L, B, G, D) float32, deterministic on every device.
+
+    ``hidden``: (L, B, T, D) or a list of L tensors (B, T, D) of any float dtype; ``groups``: (B, T) integer
+    labels in [0, num_groups) or -1 for positions that belong to no group (padding, special tokens).
+    """
+    layers = list(hidden) if not isinstance(hidden, torch.Tensor) else list(hidden.unbind(0))
+    if not layers:
+        raise ValueError("pool_groups: no layers")
+    if tuple(groups.shape) != tuple(layers[0].shape[:2]):
+        raise ValueError(f"pool_groups: groups of shape {tuple(groups.shape)} for hidden states "
+                         f"{tuple(layers[0].shape)}")
+    weights = group_pooling_matrix(groups.to(layers[0].device), num_groups)
+    return _apply_weights(weights, layers)

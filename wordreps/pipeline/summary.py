@@ -52,7 +52,8 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
     titles = ", ".join(f"{measure(m).title} ({measure(m).reference})" for m in cfg.measures)
     lines += ["", "## Every pair of layers", "",
               f"{titles} on the shared occurrences; one heatmap per model pair and measure (rows: first model's "
-              "layers).", ""]
+              "layers), and one layer-correspondence plot per pair: for each layer of the first model, the "
+              "best-matching layer of the second under each measure. Definitions: docs/measures.md.", ""]
     first = cfg.measures[0]
     cka_root = cfg.results_dir / "cka"
     for folder in sorted(p for p in cka_root.glob("*__vs__*") if p.is_dir()):
@@ -64,11 +65,20 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
                   f"n = {res['num_rows']}; highest {measure(first).title} {best[0]:.3f} at layers "
                   f"({res['model1']['layers'][best[1]]}, {res['model2']['layers'][best[2]]}). "
                   f"Files: `{_rel(folder, root)}/{{{','.join(cfg.measures)}}}.{{json,csv,png}}`", ""]
+        empty = []
         for metric in cfg.measures:
             png = folder / f"{metric}.png"
             if png.is_file():
                 lines.append(f"![{measure(metric).title}]({_rel(png, root)})")
+            values = (_load(folder / f"{metric}.json") or {}).get("values") or []
+            if values and all(v is None for row in values for v in row):
+                empty.append(measure(metric).title)
+        if (folder / "correspondence.png").is_file():
+            lines.append(f"![layer correspondence]({_rel(folder / 'correspondence.png', root)})")
         lines.append("")
+        if empty:
+            lines += [f"No value under {', '.join(empty)}: too few rows (n = {res['num_rows']}) for the layers' "
+                      "dimensions, where canonical correlations are all 1 by construction (docs/measures.md).", ""]
     asif_root = cfg.results_dir / "asif"
     rows = []
     for folder in sorted(p for p in asif_root.glob("*") if p.is_dir()):

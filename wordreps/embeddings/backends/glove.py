@@ -6,10 +6,12 @@ alignment JSON gets a row, in the utterance's word order.
 GloVe (``family="glove"``, one layer named ``"glove"``)
     Vectors are read from the usual files: GloVe text (no header, ``word v1 ... vD`` per line), word2vec
     text (a ``"count dim"`` header line first) and word2vec binary (``.bin``), each plain or compressed
-    (``.gz``, ``.bz2``, ``.xz``: opened through ``gensim.utils.open``, i.e. smart_open). One streaming pass
+    (``.gz``, ``.bz2``, ``.xz``: opened through ``gensim.utils.open``, i.e. smart_open), gensim ``.kv``, and a
+    ``.npy`` matrix with a word list (``.txt`` or ``.parquet``; ``vector_pairs.py`` beside this file), given as the
+    ``.npy`` file or the folder holding the pair. One streaming pass
     keeps only the corpus vocabulary (the alignment's words, lower-case), which is stored as a gensim
     ``KeyedVectors`` in a cache file (``outputs/cache/glove/<file-stem>-<key>.kv``, key = sha256 of the
-    file's size, mtime and the vocabulary), so a second run never reads the big file again.
+    file's (or pair's files') size, mtime and the vocabulary), so a second run never reads the big file again.
     A word that is not in the file gets a row of NaN (the core records it as missing): never a zero
     vector, never dropped.
 """
@@ -28,6 +30,7 @@ import numpy as np
 from wordreps.common.atomic import atomic_path
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
+from wordreps.embeddings.backends.vector_pairs import find_pair, pair_stat_key, read_vector_pair
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ DEFAULT_GLOVE_CACHE = Path("outputs/cache/glove")
 _CACHE_VERSION = 1
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zst")
 _FIRST_LINE_MAX_BYTES = 1 << 20   # a 4096-dim text line is ~50 kB; more than this is not a vector file
-FORMATS = ("auto", "glove", "word2vec", "word2vec-bin", "kv")
+FORMATS = ("auto", "glove", "word2vec", "word2vec-bin", "kv", "npy")
 
 
 
@@ -66,6 +69,8 @@ def detect_format(path: str | os.PathLike, fmt: str = "auto") -> str:
         if fmt not in FORMATS:
             raise UserError(f"unknown vector file format {fmt!r}; use one of {', '.join(FORMATS)}")
         return fmt
+    if find_pair(path) is not None:
+        return "npy"  # a .npy matrix + word list (backends/vector_pairs.py)
     name = _strip_compression(Path(path).name).lower()
     if name.endswith(".bin"):
         return "word2vec-bin"
@@ -141,6 +146,8 @@ def read_vector_file(path: str | os.PathLike, vocab: set[str] | None = None, fmt
     """
     path = os.fspath(path)
     kind = detect_format(path, fmt)
+    if kind == "npy":
+        return _read_pair(path, vocab)
     fin = _open_vectors(path)
     if kind == "kv":
         fin.close()
@@ -239,6 +246,15 @@ def _read_text(fin, path: str, vocab: set[str] | None, kind: str) -> VectorReadR
     return VectorReadResult(words, vectors.astype(np.float32, copy=False), dim, kind, count)
 
 
+def _read_pair(path: str, vocab: set[str] | None) -> VectorReadResult:
+    pair = find_pair(path)
+    if pair is None:
+        raise UserError(f"{path} is not a .npy matrix or a folder holding one with its word list; "
+                        "pass the .npy file (word list beside it) or the folder")
+    words, vectors, dim, rows = read_vector_pair(pair, vocab)
+    return VectorReadResult(words, vectors, dim, "npy", rows)
+
+
 def _read_kv(path: str, vocab: set[str] | None) -> VectorReadResult:
     from gensim.models import KeyedVectors
 
@@ -305,12 +321,22 @@ def _read_binary(fin, path: str, vocab: set[str] | None) -> VectorReadResult:
 
 def glove_cache_path(path: str | os.PathLike, vocab: Iterable[str], cache_dir: str | os.PathLike,
                      fmt: str = "auto") -> Path:
-    """``<cache_dir>/<file-stem>-<sha256(size, mtime, format, vocabulary)[:16]>.kv``."""
-    st = os.stat(path)
-    key = json.dumps({"v": _CACHE_VERSION, "size": st.st_size, "mtime_ns": st.st_mtime_ns, "format": fmt,
-                      "vocab": sorted(set(vocab))}, ensure_ascii=False, separators=(",", ":"))
+    """``<cache_dir>/<file-stem>-<sha256(size, mtime, format, vocabulary)[:16]>.kv``.
+
+    For a ``.npy`` + word-list pair, the size and mtime of both files, and the stem of the matrix.
+    """
+    pair = find_pair(path)
+    fields = {"v": _CACHE_VERSION}
+    if pair is None:
+        st = os.stat(path)
+        fields.update(size=st.st_size, mtime_ns=st.st_mtime_ns)
+    else:
+        fields["files"] = pair_stat_key(pair)
+    key = json.dumps({**fields, "format": fmt, "vocab": sorted(set(vocab))}, ensure_ascii=False,
+                     separators=(",", ":"))
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-    return Path(cache_dir) / f"{vector_file_stem(path)}-{digest}.kv"
+    stem = vector_file_stem(path if pair is None else pair.vectors)
+    return Path(cache_dir) / f"{stem}-{digest}.kv"
 
 
 def load_vocab_vectors(path: str | os.PathLike, vocab: Iterable[str] | None, *,
@@ -382,8 +408,9 @@ class GloVeBackend(Backend):
         self.dim = int(self.kv.vector_size)
         self.num_layers = 1
         self.layer_names = ["glove"]
-        st = os.stat(self.path)
-        self._file_size = st.st_size
+        pair = find_pair(self.path)
+        self._word_list = None if pair is None else str(pair.words)
+        self._file_size = os.stat(self.path if pair is None else pair.vectors).st_size
         # identity of what the outputs depend on: the kept words and their vectors, the same whether they came
         # from the file or from the cache (a re-downloaded, identical file gives the same manifest)
         digest = hashlib.sha256()
@@ -429,6 +456,7 @@ class GloVeBackend(Backend):
         return {
             "vectors_path": self.path,
             "vectors_file_size": self._file_size,
+            "word_list_path": self._word_list,
             "kept_vectors_sha256": self._vectors_sha256,
             "vocabulary_requested": None if self.vocab is None else len(self.vocab),
             "vocabulary_found": len(self.kv.key_to_index) if self.vocab is None else len(self.vocab) - len(oov),

@@ -27,7 +27,6 @@ Audio Spectrogram Transformer (``ASTModel``, any Hugging Face name or local fold
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from typing import Any, Sequence
@@ -37,10 +36,11 @@ import torch
 
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError, one_line
+from wordreps.common.precision import autocast, cast_matmul_weights, resolve_precision
 from wordreps.common.versions import dist_version
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 from wordreps.embeddings.families import AST_MODEL_TYPE
-from wordreps.embeddings.pooling import autocast_for, pool_utterances
+from wordreps.embeddings.pooling import pool_utterances
 
 
 def ast_geometry(sample_rate_hz: int, patch_size: int, time_stride: int) -> FrameGeometry:
@@ -69,11 +69,12 @@ class ASTBackend(Backend):
     padding_sensitive = False
 
     def __init__(self, model: str, device: str = "cpu", *, max_chunks_per_forward: int = 64,
-                 autocast: bool | None = None) -> None:
+                 precision: str = "auto") -> None:
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
         self.model_name = model
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)  # before the (slow) model load
         try:
             config = AutoConfig.from_pretrained(model)
         except (OSError, ValueError) as err:
@@ -97,6 +98,7 @@ class ASTBackend(Backend):
                             f"{config.num_mel_bins}; save a matching preprocessor_config.json")
         self.config = config
         self.model = net.to(self.device).eval()
+        cast_matmul_weights(self.model, self.precision)
         self.sample_rate_hz = int(fe.sampling_rate)
         self.patch = int(config.patch_size)
         self.fstride = int(config.frequency_stride)
@@ -114,7 +116,6 @@ class ASTBackend(Backend):
         self.dim = int(config.hidden_size)
         self.layer_names = ["embeddings"] + [f"layer_{i}" for i in range(1, self.num_layers)]
         self.max_chunks_per_forward = int(max_chunks_per_forward)
-        self.autocast = (self.device.type == "cuda") if autocast is None else bool(autocast)
 
     def num_steps(self, num_samples: int) -> int:
         """Time steps that lie on real audio for an utterance of ``num_samples`` samples."""
@@ -132,9 +133,6 @@ class ASTBackend(Backend):
         return [audio[c * self.chunk_hop_samples: c * self.chunk_hop_samples + self.chunk_samples]
                 for c in range(self.num_chunks(audio.size))]
 
-    def _autocast(self):
-        return autocast_for(self.device) if self.autocast else contextlib.nullcontext()
-
     def step_states(self, chunks: Sequence[np.ndarray]) -> torch.Tensor:
         """(layers, chunks, chunk_steps, dim) float32: patch tokens averaged over frequency, per time step."""
         feats = self.feature_extractor(list(chunks), sampling_rate=self.sample_rate_hz, return_tensors="pt")
@@ -142,7 +140,7 @@ class ASTBackend(Backend):
         outs = []
         for start in range(0, values.shape[0], self.max_chunks_per_forward):
             x = values[start:start + self.max_chunks_per_forward].to(self.device)
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), autocast(self.device, self.precision):
                 hs = self.model(input_values=x, output_hidden_states=True).hidden_states
                 h = torch.stack(hs)  # (layers, n, 2 + F*S, dim)
             h = h[:, :, 2:].float()  # drop cls and distillation tokens
@@ -189,7 +187,6 @@ class ASTBackend(Backend):
                            "patches averaged over frequency per time step",
             "long_utterances": f"cut into chunks of {self.chunk_steps} time steps, each run separately",
             "last_layer": "last block's output after the final LayerNorm (as transformers returns it)",
-            "precision": "bf16/fp16 autocast" if self.autocast else "float32",
         }
 
 
@@ -197,6 +194,10 @@ class ASTBackend(Backend):
 
 def load_ast_backend(model: str, device: str = "cpu", **opts: Any) -> ASTBackend:
     """The family table's loader: an AST hub name or local folder (the audio kind's default family)."""
+    if opts.pop("beats_checkpoint", None) is not None:
+        raise UserError(f"--beats_checkpoint is for the easyaudio BEATs models, not {model!r}; leave it out")
+    if opts.pop("torch_compile", False):
+        raise UserError(f"--torch_compile is for the easyaudio EnCodecMAE models, not {model!r}; leave it out")
     if os.path.exists(model):
         if not os.path.isfile(os.path.join(model, "config.json")):
             raise UserError(f"{model!r} is not a model folder (no config.json in it); pass an easyaudio model name "

@@ -11,6 +11,7 @@ import torch
 
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import sha256_files
+from wordreps.common.precision import cast_matmul_weights
 from wordreps.embeddings.backends.speech import (
     SpeechBackend,
     conv_geometry,
@@ -23,8 +24,8 @@ class HFSpeechBackend(SpeechBackend):
 
     family = "hf-speech"
 
-    def __init__(self, model: str, device: torch.device | str):
-        super().__init__(model, device)
+    def __init__(self, model: str, device: torch.device | str, precision: str = "auto"):
+        super().__init__(model, device, precision)
         import transformers as tf
 
         try:
@@ -41,6 +42,7 @@ class HFSpeechBackend(SpeechBackend):
             raise UserError(f"{model} has no feature extractor (preprocessor_config.json) to say how audio is "
                             "normalised; add one (Wav2Vec2FeatureExtractor.save_pretrained) beside the model") from err
         self.model = tf.AutoModel.from_pretrained(model).to(self.device).eval()
+        cast_matmul_weights(self.model, self.precision)
         self.config = config
         self.sample_rate_hz = int(getattr(self.feature_extractor, "sampling_rate", 16000))
         self.geometry = conv_geometry(config.conv_kernel, config.conv_stride, self.sample_rate_hz)
@@ -88,8 +90,10 @@ class HFSpeechBackend(SpeechBackend):
 
 
 
-def load_hf_speech_backend(model: str, device: torch.device | str, **_: object) -> HFSpeechBackend:
-    """The family table's loader for a Hugging Face name or folder (the speech kind's default family)."""
+def load_hf_speech_backend(model: str, device: torch.device | str, precision: str = "auto",
+                           **_: object) -> HFSpeechBackend:
+    """The family table's loader for a Hugging Face name or folder (the speech kind's default family);
+    ``precision``: see ``common/precision.py``."""
     if os.path.isdir(model):
         if not (Path(model) / "config.json").is_file():
             raise UserError(f"{model} is a folder without config.json, so not a Hugging Face model; a local path "
@@ -97,4 +101,4 @@ def load_hf_speech_backend(model: str, device: torch.device | str, **_: object) 
     elif "/" not in model or model.startswith((".", "/")):
         raise UserError(f"unknown model {model}: not an s3prl upstream (e.g. wav2vec2, hubert, wavlm_large) and not a "
                         "Hugging Face speech encoder; a local path must hold config.json")
-    return HFSpeechBackend(model, device)
+    return HFSpeechBackend(model, device, precision)

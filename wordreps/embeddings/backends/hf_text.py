@@ -101,21 +101,6 @@ def _offline_error(name: str, err: Exception) -> UserError:
                      f"(offline?); pass a folder with config.json or a hub name ({type(err).__name__}: {detail})")
 
 
-def _resolve_device(device: str):
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError) as err:
-        raise UserError(f"--device {device!r} is not a torch device; use cpu, cuda or cuda:N") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device} asked for a GPU but torch sees none (CUDA not available); "
-                        "use --device cpu or run on a GPU machine")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UserError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) visible")
-    return dev
-
-
 def _weights_sha256(folder: str) -> dict[str, str]:
     from wordreps.common.hashing import sha256_file
 
@@ -134,13 +119,17 @@ class HFTextBackend(Backend):
     words_can_be_missing = False  # every word has at least one sub-token (checked when tokenizing)
 
     def __init__(self, model: str, device: str = "cpu", *, max_tokens: int | None = None,
-                 stride: int | None = None, revision: str | None = None) -> None:
+                 stride: int | None = None, revision: str | None = None, precision: str = "auto") -> None:
         import torch
         import transformers
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+        from wordreps.common.devices import resolve_device
+        from wordreps.common.precision import cast_matmul_weights, resolve_precision
+
         self.model_name = model
-        self.device = _resolve_device(device)
+        self.device = resolve_device(str(device))
+        self.precision = resolve_precision(precision, self.device)  # before the (slow) model load
         local = _is_local_path(model)
         if local:
             if not os.path.isdir(model):
@@ -177,6 +166,7 @@ class HFTextBackend(Backend):
             raise UserError(f"{model} has no text encoder transformers can load "
                             f"({one_line(err)})") from err
         net.eval().to(self.device)
+        cast_matmul_weights(net, self.precision)
         self.config, self.tokenizer, self.model = config, tokenizer, net
         self._torch = torch
 
@@ -214,7 +204,6 @@ class HFTextBackend(Backend):
                             "sub-tokens, which would skip words; use a smaller stride")
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else 0
-        self.autocast = self.device.type == "cuda"
         self._tok_cache: dict[str, _Tokenized] = {}
         self._versions = {"transformers": transformers.__version__, "torch": torch.__version__}
         self._local_path = os.path.abspath(model) if local else None
@@ -307,6 +296,15 @@ class HFTextBackend(Backend):
         return out
 
     def _forward_pool(self, seqs: list[list[int]], slots: list[list[int]], total_words: int) -> np.ndarray:
+        """(layers, total_words, dim) float32: each word's mean over the sub-tokens it owns, NaN for a word with none.
+
+        Pooling is one averaging matrix per window applied with a float32 batched product
+        (``pooling.pool_groups``), the speech path's deterministic pooling, never ``index_add_`` (whose CUDA
+        kernel adds in an order that changes from run to run).
+        """
+        from wordreps.common.precision import autocast
+        from wordreps.embeddings.pooling import pool_groups
+
         torch = self._torch
         dev = self.device
         # longest first keeps similar lengths together should the caller's batch be large
@@ -314,31 +312,38 @@ class HFTextBackend(Backend):
         width = len(seqs[order[0]])
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        slot = torch.full((len(seqs), width), -1, dtype=torch.long)
+        # per window: its words (global slots) in order of first sub-token, and each position's local word index
+        local = np.full((len(seqs), width), -1, dtype=np.int64)
+        owners: list[list[int]] = []
         for row, i in enumerate(order):
             n = len(seqs[i])
             ids[row, :n] = torch.tensor(seqs[i], dtype=torch.long)
             mask[row, :n] = 1
-            slot[row, :n] = torch.tensor(slots[i], dtype=torch.long)
-        ids, mask, slot = ids.to(dev), mask.to(dev), slot.to(dev).reshape(-1)
-        keep = torch.nonzero(slot >= 0).squeeze(1)
-        target = slot[keep]
-        counts = torch.bincount(target, minlength=total_words).to(torch.float32)
-        sums = torch.zeros((self.num_layers, total_words, self.dim), dtype=torch.float32, device=dev)
+            words_here: dict[int, int] = {}
+            for t, slot in enumerate(slots[i]):
+                if slot >= 0:
+                    local[row, t] = words_here.setdefault(slot, len(words_here))
+            owners.append(list(words_here))
+        num_groups = max((len(o) for o in owners), default=0)
+        means = np.full((self.num_layers, total_words, self.dim), np.nan, dtype=np.float32)
         with torch.inference_mode():
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.autocast):
-                out = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True, return_dict=True)
+            with autocast(dev, self.precision):
+                out = self.model(input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True,
+                                 return_dict=True)
             hidden = out.hidden_states
             if hidden is None or len(hidden) != self.num_layers:
                 raise UserError(f"{self.model_name} returned {0 if hidden is None else len(hidden)} hidden states, "
                                 f"expected {self.num_layers}; it is not a supported encoder")
-            for layer, h in enumerate(hidden):
-                flat = h.reshape(-1, h.shape[-1])
-                sums[layer].index_add_(0, target, flat.index_select(0, keep).to(torch.float32))
-            means = sums / counts.clamp(min=1.0)[None, :, None]
-            # a word whose text the tokenizer drops entirely (e.g. only control characters) has no vector
-            means[:, counts == 0] = float("nan")
-        return means.cpu().numpy()
+            if num_groups == 0:
+                return means
+            pooled = pool_groups(hidden, torch.from_numpy(local), num_groups)  # (L, windows, G, D) float32
+            # the rows of every window's own words, gathered on the device: one host copy per batch
+            rows = torch.tensor([(r, g) for r, o in enumerate(owners) for g in range(len(o))], dtype=torch.long)
+            flat = pooled[:, rows[:, 0].to(dev), rows[:, 1].to(dev)].cpu().numpy()  # (L, owned words, D)
+        # every word is owned by exactly one window, so each target row is written once; a word whose text
+        # the tokenizer drops entirely (e.g. only control characters) keeps its NaN row: it has no vector
+        means[:, [w for o in owners for w in o]] = flat
+        return means
 
     def _pre_tokenizer(self) -> dict | None:
         """Type (and add_prefix_space, for byte-level BPE) of the tokenizer's pre-tokenizer, for the manifest."""
@@ -364,12 +369,11 @@ class HFTextBackend(Backend):
             "windows": "whole-word windows; each word from the window where it is most central",
             "pooling": "mean of the word's sub-token hidden states (word_ids of pre-split words), float32",
             "layers": "0 = embeddings output, i = output of block i",
-            "compute": "bf16 autocast" if self.autocast else "fp32",
             "versions": self._versions,
         }
 
 
 def load_hf_text_backend(model: str, device: str = "cpu", **opts) -> HFTextBackend:
     """The registry's entry point for ``load_backend("text", model, device, **opts)``."""
-    allowed = {"max_tokens", "stride", "revision"}
+    allowed = {"max_tokens", "stride", "revision", "precision"}
     return HFTextBackend(model, device, **{k: v for k, v in opts.items() if k in allowed and v is not None})

@@ -12,6 +12,7 @@ import torch
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import sha256_files
+from wordreps.common.precision import cast_matmul_weights
 from wordreps.embeddings.backends.speech import (
     SpeechBackend,
     conv_geometry,
@@ -41,8 +42,8 @@ class S3prlBackend(SpeechBackend):
 
     family = "s3prl"
 
-    def __init__(self, model: str, device: torch.device | str, ckpt: str | None = None):
-        super().__init__(str(ckpt) if ckpt else model, device)
+    def __init__(self, model: str, device: torch.device | str, ckpt: str | None = None, precision: str = "auto"):
+        super().__init__(str(ckpt) if ckpt else model, device, precision)
         self.upstream_name = model if not ckpt or model.endswith("_custom") else "wav2vec2_custom"
         self.ckpt = ckpt
         self._describe: dict = {"source": "s3prl", "upstream": self.upstream_name}
@@ -97,6 +98,7 @@ class S3prlBackend(SpeechBackend):
         # number of hidden states from a one-second probe (cheap, and exact for any upstream)
         with torch.inference_mode():
             probe = self.upstream([torch.zeros(self.sample_rate_hz, device=self.device)])["hidden_states"]
+        cast_matmul_weights(self.upstream, self.precision)  # after the probe, which runs without autocast
         self.num_layers = len(probe)
         self.dim = int(probe[0].shape[-1])
         self.layer_names = [f"layer_{i}" for i in range(self.num_layers)]
@@ -126,11 +128,12 @@ class S3prlBackend(SpeechBackend):
 # ---------------------------------------------------------------------------------------------- loading
 
 def load_s3prl_backend(model: str, device: torch.device | str, s3prl_ckpt: str | None = None,
-                       **_: object) -> S3prlBackend:
+                       precision: str = "auto", **_: object) -> S3prlBackend:
     """The family table's loader: an s3prl hub name, or a converted checkpoint (``s3prl_ckpt``, or a file
-    path as ``model``) loaded through ``wav2vec2_custom`` (or ``model`` when it names another ``*_custom``)."""
+    path as ``model``) loaded through ``wav2vec2_custom`` (or ``model`` when it names another ``*_custom``);
+    ``precision``: see ``common/precision.py``."""
     if s3prl_ckpt:
-        return S3prlBackend(model or "wav2vec2_custom", device, ckpt=s3prl_ckpt)
+        return S3prlBackend(model or "wav2vec2_custom", device, ckpt=s3prl_ckpt, precision=precision)
     if os.path.isfile(model):
-        return S3prlBackend("wav2vec2_custom", device, ckpt=model)
-    return S3prlBackend(model, device)
+        return S3prlBackend("wav2vec2_custom", device, ckpt=model, precision=precision)
+    return S3prlBackend(model, device, precision=precision)

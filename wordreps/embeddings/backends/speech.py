@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from wordreps.alignments.geometry import FrameGeometry
+from wordreps.common.precision import autocast, resolve_precision
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
-from wordreps.embeddings.pooling import autocast_for, pool_utterances
+from wordreps.embeddings.pooling import pool_utterances
 
 # ---------------------------------------------------------------------------------------------- geometry
 
@@ -66,9 +67,10 @@ class SpeechBackend(Backend):
 
     needs_audio = True
 
-    def __init__(self, model_name: str, device: torch.device | str):
+    def __init__(self, model_name: str, device: torch.device | str, precision: str = "auto"):
         self.model_name = model_name
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)  # before the (slow) model load
 
     def cost(self, utterance: Utterance) -> float:
         return utterance.num_samples / utterance.sample_rate_hz  # seconds of audio
@@ -83,7 +85,7 @@ class SpeechBackend(Backend):
         flat = torch.from_numpy(np.concatenate([np.asarray(item.audio, dtype=np.float32) for item in batch]))
         wavs = list(torch.split(flat.to(self.device), lengths))
         with torch.inference_mode():
-            with autocast_for(self.device):
+            with autocast(self.device, self.precision):
                 hidden, frames = self._hidden(wavs)
             if len(hidden) != self.num_layers:
                 raise RuntimeError(f"{self.model_name} returned {len(hidden)} hidden states, expected "
