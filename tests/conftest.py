@@ -1,11 +1,10 @@
-import sys
+"""Fixtures for the whole suite. The tests are a package (tests/__init__.py), so helpers import as tests.helpers.*."""
 from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).resolve().parent
-REPO = TESTS.parent
-sys.path.insert(0, str(TESTS))
+from tests.helpers.scripts import REPO
+from tests.helpers.text import UTTERANCES, all_words
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +21,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+# the tiny text models, built once per test process
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    from wordreps.embeddings.tiny.text import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("models") / "tiny-bert", all_words())
+
+
+@pytest.fixture(scope="session")
+def tiny_roberta(tmp_path_factory) -> Path:
+    from wordreps.embeddings.tiny.text import DEMO_SENTENCES, build_tiny_roberta
+
+    sentences = list(DEMO_SENTENCES) + [" ".join(ws) for ws in UTTERANCES.values()]
+    return build_tiny_roberta(tmp_path_factory.mktemp("models") / "tiny-roberta", sentences)
