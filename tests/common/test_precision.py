@@ -316,3 +316,30 @@ def test_a_folder_is_not_resumed_at_another_precision(monkeypatch, tmp_path, cap
     assert len(list((folder / "utts").glob("*.npy"))) == 3
     assert _script_main([*base, "--precision", "bfloat16", "--overwrite"])() == 0
     assert json.loads((folder / "manifest.json").read_text())["compute"]["precision"] == "bfloat16"
+
+
+def test_plain_convolutions_run_as_matrix_products_on_a_bfloat16_cpu():
+    """convolutions_as_matmuls: the same function as the convolution (checked in float32, where only the order of
+    the sums differs), applied only to plain Conv1d layers, only for bfloat16 on a CPU."""
+    import torch
+
+    from wordreps.common.precision import convolutions_as_matmuls
+
+    torch.manual_seed(0)
+    plain = [torch.nn.Conv1d(1, 8, 10, stride=5), torch.nn.Conv1d(8, 8, 3, stride=2, bias=False),
+             torch.nn.Conv1d(8, 6, 2, stride=2)]
+    others = [torch.nn.Conv1d(8, 8, 3, padding=1), torch.nn.Conv1d(8, 8, 3, groups=2),
+              torch.nn.Conv1d(8, 8, 3, dilation=2)]
+    model = torch.nn.ModuleList(plain + others)
+    x = {1: torch.randn(2, 1, 4003), 8: torch.randn(2, 8, 501)}
+    with torch.inference_mode():
+        expected = [conv(x[conv.in_channels]) for conv in model]
+    assert convolutions_as_matmuls(model, "float32", "cpu") == 0
+    assert convolutions_as_matmuls(model, "bfloat16", "cuda") == 0
+    assert convolutions_as_matmuls(model, "bfloat16", "cpu") == len(plain)
+    with torch.inference_mode():
+        got = [conv(x[conv.in_channels]) for conv in model]
+    for conv, a, b in zip(model, got, expected):
+        assert a.shape == b.shape
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5), conv
+    assert all("forward" not in vars(conv) for conv in others)

@@ -37,8 +37,13 @@ from wordreps.alignments.corpus import audio_num_samples
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.alignments.markers import MarkerCounts
 from wordreps.alignments.textgrids import PHONES_TIER, WORDS_TIER, WordInterval
-from wordreps.alignments.utterances import (CorpusAlignment, CorpusBuilder, UnitOptions, safe_utterance_ids,
-                                            unit_noun)
+from wordreps.alignments.utterances import (
+    CorpusAlignment,
+    CorpusBuilder,
+    UnitOptions,
+    safe_utterance_ids,
+    unit_noun,
+)
 from wordreps.common.atomic import atomic_path
 from wordreps.common.errors import UserError
 

@@ -28,7 +28,12 @@ from tqdm import tqdm
 from wordreps.alignments.corpus import audio_num_samples
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.alignments.textgrids import read_textgrid_units
-from wordreps.alignments.utterances import CorpusAlignment, CorpusBuilder, UnitOptions, safe_utterance_ids
+from wordreps.alignments.utterances import (
+    CorpusAlignment,
+    CorpusBuilder,
+    UnitOptions,
+    safe_utterance_ids,
+)
 from wordreps.common.errors import UserError
 
 AUDIO_SUFFIXES = (".wav", ".flac")

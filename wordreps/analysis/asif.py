@@ -13,9 +13,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from wordreps.analysis.retrieval import chance_levels, normalise
 from wordreps.common.devices import resolve_device
 from wordreps.common.precision import exact_float32
-from wordreps.analysis.retrieval import chance_levels, normalise
 
 # torch marks sparse CSR as "beta"; the products used here (CPU: MKL, CUDA: cuSPARSE) are long-standing ones
 _CSR_BETA = "Sparse CSR tensor support is in beta state"

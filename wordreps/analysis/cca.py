@@ -44,10 +44,23 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.analysis.cka import LayerSource, center_torch, center_columns, cross_products
+from wordreps.analysis.cka import (
+    LayerSource,
+    center_columns,
+    center_torch,
+    cross_products,
+)
 from wordreps.analysis.measures import OPTION_DEFAULTS
-from wordreps.analysis.pairs import (SampleSizeWarning, as_device, check_names, one_thread, paired_count,
-                                     singular_values, storage_dtype, stream_cross_products)
+from wordreps.analysis.pairs import (
+    SampleSizeWarning,
+    as_device,
+    check_names,
+    one_thread,
+    paired_count,
+    singular_values,
+    storage_dtype,
+    stream_cross_products,
+)
 
 NAMES = ("cca", "svcca", "pwcca")
 RANK_TOL = float(OPTION_DEFAULTS["cca_rank_tol"])

@@ -44,7 +44,11 @@ import numpy as np
 from wordreps.analysis import measures
 from wordreps.analysis import reliability as R
 from wordreps.analysis.plots import heatmap
-from wordreps.common.atomic import check_output_dir, write_json_atomic, write_text_atomic
+from wordreps.common.atomic import (
+    check_output_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 from wordreps.common.errors import UserError
 from wordreps.embeddings.matrices import ModelMatrices, open_model_matrices
 
@@ -177,7 +181,9 @@ def _quiet_all_nan() -> Iterator[None]:
 
 
 def _sample_size_warning() -> type[Warning]:
-    from wordreps.analysis.pairs import SampleSizeWarning  # imports torch: only once a comparison runs
+    from wordreps.analysis.pairs import (
+        SampleSizeWarning,  # imports torch: only once a comparison runs
+    )
 
     return SampleSizeWarning
 

@@ -21,8 +21,19 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from wordreps.analysis.cka import LayerSource, LinearStats, prepare_linear, center_columns
-from wordreps.analysis.pairs import as_device, check_names, one_thread, storage_dtype, stream_cross_products
+from wordreps.analysis.cka import (
+    LayerSource,
+    LinearStats,
+    center_columns,
+    prepare_linear,
+)
+from wordreps.analysis.pairs import (
+    as_device,
+    check_names,
+    one_thread,
+    storage_dtype,
+    stream_cross_products,
+)
 
 NAMES = ("procrustes", "procrustes_distance")
 

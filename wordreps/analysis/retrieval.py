@@ -48,7 +48,11 @@ import numpy as np
 
 from wordreps.analysis import reliability as R
 from wordreps.analysis.plots import plot_sweep
-from wordreps.common.atomic import check_output_dir, write_json_atomic, write_text_atomic
+from wordreps.common.atomic import (
+    check_output_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 from wordreps.common.errors import UserError
 from wordreps.common.names import check_name
 from wordreps.embeddings.matrices import (

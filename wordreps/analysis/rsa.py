@@ -30,7 +30,13 @@ import torch
 from wordreps.analysis.cka import LayerSource, center_columns
 from wordreps.analysis.compare import sample_rows
 from wordreps.analysis.measures import OPTION_DEFAULTS
-from wordreps.analysis.pairs import LayerTicker, as_device, check_names, layer_rows, paired_count
+from wordreps.analysis.pairs import (
+    LayerTicker,
+    as_device,
+    check_names,
+    layer_rows,
+    paired_count,
+)
 
 NAMES = ("rsa",)
 RSA_SAMPLE = int(OPTION_DEFAULTS["rsa_sample"])

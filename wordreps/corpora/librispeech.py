@@ -41,9 +41,9 @@ import urllib3
 from tqdm import tqdm
 
 from wordreps.common.atomic import check_output_dir, ensure_dir, write_json_atomic
-from wordreps.common.locks import folder_lock
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import file_digest
+from wordreps.common.locks import folder_lock
 
 # One entry per LibriSpeech split this command knows; add more here (openslr resource 12 publishes the md5s).
 SPLITS: dict[str, dict[str, str]] = {

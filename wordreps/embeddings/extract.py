@@ -31,7 +31,12 @@ import numpy as np
 
 from wordreps.common.atomic import check_output_dir, save_npy_atomic
 from wordreps.common.cli import add_common_args, float_range, int_range
-from wordreps.common.devices import DEVICE_HELP, device_arg, is_out_of_memory, resolve_device  # noqa: F401 (re-exported)
+from wordreps.common.devices import (  # noqa: F401 (re-exported)
+    DEVICE_HELP,
+    device_arg,
+    is_out_of_memory,
+    resolve_device,
+)
 from wordreps.common.errors import UserError
 from wordreps.common.precision import PRECISION_HELP, exact_float32, precision_arg
 from wordreps.common.threads import io_threads

@@ -452,7 +452,10 @@ def demo_config(args) -> RunConfig:
     Where the GloVe wheel cannot be installed (it needs Python 3.11), a tiny random GloVe file stands in and a
     note says so.
     """
-    from wordreps.embeddings.backends.vector_pairs import GLOVE_6B_50D_INSTALL, packaged_glove_6b_50d
+    from wordreps.embeddings.backends.vector_pairs import (
+        GLOVE_6B_50D_INSTALL,
+        packaged_glove_6b_50d,
+    )
     from wordreps.embeddings.tiny.text import minilm_path
 
     out_root = Path(args.out_root or "outputs/demo")

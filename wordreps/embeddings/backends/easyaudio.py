@@ -40,8 +40,12 @@ from wordreps.alignments.geometry import geometry_for_model
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import sha256_file
 from wordreps.common.precision import autocast, resolve_precision
-from wordreps.embeddings.backends.easyaudio_support import (build_model, encodecmae_provenance, set_compile,
-                                                            source_provenance)
+from wordreps.embeddings.backends.easyaudio_support import (
+    build_model,
+    encodecmae_provenance,
+    set_compile,
+    source_provenance,
+)
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 from wordreps.embeddings.pooling import pool_utterances
 

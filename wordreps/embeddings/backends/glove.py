@@ -32,8 +32,12 @@ import numpy as np
 
 from wordreps.common.atomic import atomic_path, check_output_dir
 from wordreps.common.errors import UserError, one_line
+from wordreps.embeddings.backends.vector_pairs import (
+    find_pair,
+    pair_stat_key,
+    read_vector_pair,
+)
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
-from wordreps.embeddings.backends.vector_pairs import find_pair, pair_stat_key, read_vector_pair
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +456,10 @@ class GloVeBackend(Backend):
     def __init__(self, path: str | os.PathLike, vocab: Iterable[str] | None = None, *,
                  cache_dir: str | os.PathLike | None = DEFAULT_GLOVE_CACHE, fmt: str = "auto",
                  oov: str = "missing") -> None:
-        from wordreps.embeddings.backends.glove_oov import OOV_CHOICES, composable_pieces
+        from wordreps.embeddings.backends.glove_oov import (
+            OOV_CHOICES,
+            composable_pieces,
+        )
 
         if oov not in OOV_CHOICES:
             raise UserError(f"--oov {oov!r} is unknown; choose one of {', '.join(OOV_CHOICES)}")

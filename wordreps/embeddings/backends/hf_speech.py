@@ -11,7 +11,7 @@ import torch
 
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import sha256_files
-from wordreps.common.precision import cast_matmul_weights
+from wordreps.common.precision import cast_matmul_weights, convolutions_as_matmuls
 from wordreps.embeddings.backends.speech import (
     SpeechBackend,
     conv_geometry,
@@ -43,6 +43,7 @@ class HFSpeechBackend(SpeechBackend):
                             "normalised; add one (Wav2Vec2FeatureExtractor.save_pretrained) beside the model") from err
         self.model = tf.AutoModel.from_pretrained(model).to(self.device).eval()
         cast_matmul_weights(self.model, self.precision)
+        self._conv1d_as_matmul = convolutions_as_matmuls(self.model, self.precision, self.device)
         self.config = config
         self.sample_rate_hz = int(getattr(self.feature_extractor, "sampling_rate", 16000))
         self.geometry = conv_geometry(config.conv_kernel, config.conv_stride, self.sample_rate_hz)
@@ -68,9 +69,6 @@ class HFSpeechBackend(SpeechBackend):
         if os.path.isdir(model):
             weights = [p for p in Path(model).iterdir() if p.suffix in (".safetensors", ".bin") or p.name == "config.json"]
             self._describe["weights_sha256"] = sha256_files(weights)
-
-    def describe(self) -> dict:
-        return dict(self._describe)
 
     def _hidden(self, wavs):
         lengths = [int(w.shape[0]) for w in wavs]

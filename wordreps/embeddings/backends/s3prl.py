@@ -12,7 +12,7 @@ import torch
 from wordreps.alignments.geometry import FrameGeometry
 from wordreps.common.errors import UserError, one_line
 from wordreps.common.hashing import sha256_files
-from wordreps.common.precision import cast_matmul_weights
+from wordreps.common.precision import cast_matmul_weights, convolutions_as_matmuls
 from wordreps.embeddings.backends.speech import (
     SpeechBackend,
     conv_geometry,
@@ -99,6 +99,7 @@ class S3prlBackend(SpeechBackend):
         with torch.inference_mode():
             probe = self.upstream([torch.zeros(self.sample_rate_hz, device=self.device)])["hidden_states"]
         cast_matmul_weights(self.upstream, self.precision)  # after the probe, which runs without autocast
+        self._conv1d_as_matmul = convolutions_as_matmuls(self.upstream, self.precision, self.device)
         self.num_layers = len(probe)
         self.dim = int(probe[0].shape[-1])
         self.layer_names = [f"layer_{i}" for i in range(self.num_layers)]
@@ -108,9 +109,6 @@ class S3prlBackend(SpeechBackend):
         cfg = getattr(getattr(self.upstream, "model", None), "cfg", None)
         if cfg is not None:
             self._describe["extractor_mode"] = str(getattr(cfg, "extractor_mode", ""))
-
-    def describe(self) -> dict:
-        return dict(self._describe)
 
     def _hidden(self, wavs):
         states = self.upstream(wavs)["hidden_states"]

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from wordreps.alignments.geometry import FrameGeometry
-from wordreps.common.precision import autocast, resolve_precision
+from wordreps.common.precision import CONV1D_AS_MATMUL, autocast, resolve_precision
 from wordreps.embeddings.base import Backend, BatchItem, Utterance
 from wordreps.embeddings.pooling import pool_utterances
 
@@ -71,6 +71,14 @@ class SpeechBackend(Backend):
         self.model_name = model_name
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)  # before the (slow) model load
+        self._describe: dict = {}
+        self._conv1d_as_matmul = 0   # convolutions run as matrix products (precision.convolutions_as_matmuls)
+
+    def describe(self) -> dict:
+        out = dict(self._describe)
+        if self._conv1d_as_matmul:
+            out["conv1d"] = CONV1D_AS_MATMUL
+        return out
 
     def cost(self, utterance: Utterance) -> float:
         return utterance.num_samples / utterance.sample_rate_hz  # seconds of audio

@@ -26,6 +26,7 @@ import importlib.resources
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 
 from wordreps.common.errors import UserError
