@@ -80,7 +80,9 @@ def child(side: str, ckpt: Path, alignment: Path, threads: int | None, wait: str
     from wordreps.alignments.format import load_alignment
     from wordreps.embeddings.families import load_backend
 
-    backend = load_backend("speech", "", torch.device("cpu"), s3prl_ckpt=str(ckpt), family_name="s3prl")
+    # float32 on both sides: this measures threads under load, not precision (the loop runs the upstream as it is)
+    backend = load_backend("speech", "", torch.device("cpu"), s3prl_ckpt=str(ckpt), family_name="s3prl",
+                           precision="float32")
     utterances = load_alignment(alignment).utterances
     wall, cpu = time.perf_counter(), time.process_time()
     if side == "toolkit":
@@ -89,7 +91,7 @@ def child(side: str, ckpt: Path, alignment: Path, threads: int | None, wait: str
         stage = argparse.ArgumentParser()  # the flags embeddings/speech_embedding.py parses
         add_extraction_args(stage, audio=True)
         run_extraction(backend, stage.parse_args(["--path", str(alignment), "--out_dir", str(out_dir), "--device",
-                                                  "cpu", "--no_progress"]))
+                                                  "cpu", "--precision", "float32", "--no_progress"]))
     else:
         from wordreps.common.audio import load_audio
 
