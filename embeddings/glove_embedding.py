@@ -53,7 +53,7 @@ def main() -> int:
     vocab = vocabulary_of(alignment.utterances)
     backend = load_backend("glove", args.glove, vocab=vocab, cache_dir=args.glove_cache, fmt=args.glove_format,
                            oov=args.oov)
-    folder = run_extraction(backend, args)
+    folder = run_extraction(backend, args, alignment)
     print(folder)
     return 0
 

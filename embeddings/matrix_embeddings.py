@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_words is not None:
         summary = write_keys(args.write_words, args.embeddings_dir, args.models, progress=progress)
         print(f"wrote {summary['path']}: {summary['rows']} occurrences from {summary['utterances']} utterances "
-              f"({summary['dropped_no_vector']} dropped: no vector in some model) sha256 {summary['sha256'][:12]}")
+              f"({summary['dropped_no_vector']} dropped: no vector in some model; "
+              f"{summary['utterances_not_shared']} utterances left out: not extracted for every model) "
+              f"sha256 {summary['sha256'][:12]}")
     if args.layer is not None:
         keys = args.words_path or args.write_words
         if keys is None:

@@ -14,27 +14,16 @@ from __future__ import annotations
 
 import argparse
 
-from wordreps.analysis.compare import run
-from wordreps.analysis.measures import DEFAULT_SIMILARITY, NAMES, OPTION_DEFAULTS, PRECISIONS
+from wordreps.analysis.compare import add_layer_pair_args, layer_pair_kwargs, run
+from wordreps.analysis.measures import DEFAULT_SIMILARITY, NAMES, OPTION_DEFAULTS
 from wordreps.common.cli import add_common_args, apply_common_args, float_range, int_range
-from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model1", required=True, help="first model (name as extracted, or its matrices folder)")
-    parser.add_argument("--layer1", required=True, type=int_range(0, None), help="compare layers 0..LAYER1 of model1")
-    parser.add_argument("--model2", required=True, help="second model (may equal model1: within-model map)")
-    parser.add_argument("--layer2", required=True, type=int_range(0, None), help="compare layers 0..LAYER2 of model2")
-    parser.add_argument("--metric", nargs="+", choices=NAMES, default=list(DEFAULT_SIMILARITY),
-                        help="one or more of %(choices)s (default: " + " ".join(DEFAULT_SIMILARITY) + ")")
-    parser.add_argument("--bootstrap", type=int_range(0, 100000), default=0,
-                        help="bootstrap resamples of the rows for a 95%% interval (default: 0, none)")
-    parser.add_argument("--permutations", type=int_range(0, 100000), default=0,
-                        help="shuffles of model2's rows for a no-correspondence baseline (default: 0, none)")
-    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, help="seed of every resampling (default: 0)")
+    add_layer_pair_args(parser, names=NAMES, default=DEFAULT_SIMILARITY)
     parser.add_argument("--svcca_variance", type=float_range(0, 1, lo_open=True), default=OPTION_DEFAULTS["svcca_variance"],
                         help="SVCCA keeps the top singular directions explaining this fraction of each layer's "
                              "variance (default: %(default)s)")
@@ -44,17 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: %(default)s)")
     parser.add_argument("--rsa_sample", type=int_range(3, 100000), default=OPTION_DEFAULTS["rsa_sample"],
                         help="rows sampled (seeded) for RSA's n x n dissimilarity matrices (default: %(default)s)")
-    parser.add_argument("--rbf_sample", type=int_range(4, 100000), default=OPTION_DEFAULTS["rbf_sample"],
-                        help="rows sampled (seeded) for RBF CKA, which needs n x n Gram matrices (default: %(default)s)")
-    parser.add_argument("--rbf_sigma", type=float_range(0, None, lo_open=True), default=OPTION_DEFAULTS["rbf_sigma"],
-                        help="RBF bandwidth as a multiple of the median distance (default: %(default)s)")
-    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
-    parser.add_argument("--precision", choices=PRECISIONS, default="mixed",
-                        help="mixed: float32 products summed in float64 over row chunks; float64: all float64 "
-                             "(default: %(default)s)")
-    parser.add_argument("--chunk_rows", type=int_range(64, 10**7), default=16384,
-                        help="rows per float32 product before summing in float64 (default: %(default)s)")
-    parser.add_argument("--matrices_dir", default="outputs/matrices", help="default: %(default)s")
     parser.add_argument("--out_dir", default="outputs/results/cka",
                         help="default: %(default)s (the folder experiment_CKA.py writes: the same files)")
     add_common_args(parser, torch=True)
@@ -64,11 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = apply_common_args(build_parser().parse_args(argv))
     options = {"svcca_variance": args.svcca_variance, "cca_rank_tol": args.cca_rank_tol, "rsa_sample": args.rsa_sample}
-    written = run(args.model1, args.layer1, args.model2, args.layer2, matrices_dir=args.matrices_dir,
-                  out_dir=args.out_dir, metrics=args.metric, bootstrap=args.bootstrap,
-                  permutations=args.permutations, seed=args.seed, rbf_sample=args.rbf_sample,
-                  rbf_sigma=args.rbf_sigma, device=args.device, precision=args.precision,
-                  chunk_rows=args.chunk_rows, progress=not args.no_progress, options=options, correspondence=True)
+    written = run(**layer_pair_kwargs(args), options=options, correspondence=True)
     for metric, paths in written.items():
         first = paths.get("json", paths["csv"])
         rest = ", ".join(p.name for p in paths.values() if p != first)

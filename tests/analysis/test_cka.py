@@ -125,8 +125,14 @@ def test_all_pairs_matches_pairwise_and_is_symmetric_within_a_model():
     A32 = [a.astype(np.float32) for a in A]
     B32 = [b.astype(np.float32) for b in B]
     src = lambda m: (lambda: m)  # noqa: E731
-    res = M.all_pairs([src(a) for a in A32], [src(b) for b in B32], ["linear", "debiased"], chunk_rows=64)
-    swapped = M.all_pairs([src(b) for b in B32], [src(a) for a in A32], ["linear", "debiased"])
+    ticks: list[str] = []
+    res = M.all_pairs([src(a) for a in A32], [src(b) for b in B32], ["linear", "debiased"], chunk_rows=64,
+                      progress=lambda: ticks.append("res"))
+    # model 1 is the narrower here, so the engine swaps sides; a caller's bar still counts model 1's layers,
+    # once per family asked for
+    swapped = M.all_pairs([src(b) for b in B32], [src(a) for a in A32], ["linear", "debiased", "rbf"],
+                          progress=lambda: ticks.append("swapped"))
+    assert ticks == ["res"] * 3 + ["swapped"] * (2 * 2)
     for i in range(3):
         for j in range(2):
             assert res["linear"][i, j] == pytest.approx(M.linear_cka(A32[i], B32[j]), abs=1e-6)

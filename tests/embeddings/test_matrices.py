@@ -235,7 +235,16 @@ def test_keys_hold_the_utterances_every_model_has_and_count_what_was_dropped(tmp
         proc = run_script(SCRIPT, "--models", *order, "--write_words", keys, "--embeddings_dir", tmp_path / "emb")
         assert proc.returncode == 0, proc.stderr
         assert json.loads(keys.read_text())["rows"] == expected, order
-        assert f"{len(expected)} occurrences from 5 utterances (1 dropped: no vector in some model)" in proc.stdout
+        assert (f"{len(expected)} occurrences from 5 utterances (1 dropped: no vector in some model; "
+                "1 utterances left out: not extracted for every model)") in proc.stdout
+    # a third model lacking another utterance: two of the six utterances are left out, each counted once
+    c = random_arrays(rng, utts, 2, 2)
+    write_embedding_folder(tmp_path / "emb", "c", {u: utts[u] for u in ids if u != ids[3]},
+                           {u: c[u] for u in ids if u != ids[3]})
+    proc = run_script(SCRIPT, "--models", "a", "b", "c", "--write_words", tmp_path / "abc.json",
+                      "--embeddings_dir", tmp_path / "emb")
+    assert proc.returncode == 0, proc.stderr
+    assert "from 4 utterances" in proc.stdout and "; 2 utterances left out" in proc.stdout, proc.stdout
 
 
 def test_changed_keys_make_old_layers_stale(emb, tmp_path):

@@ -120,6 +120,8 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
 # (argparse stops at the first bad value, so flags after it are never reached while the check works).
 SAFE_ARGS = {"datasets/download_librispeech.py": ["--root", "downloads"], "datasets/make_demo_corpus.py": ["--out", "demo"]}
 NUMERIC_TYPES = {"int", "float", "int_range", "float_range", "_dims"}
+# flag builders that scripts share -> the module holding it (all of that module's numeric flags are the builder's)
+SHARED_BUILDERS = {"add_layer_pair_args": REPO / "wordreps" / "analysis" / "compare.py"}
 
 # Runs a script's __main__ once per command line inside one process, exactly as `python3 script.py ARGS` would
 # (the script's folder first on sys.path): torch, which some scripts import before parsing, is imported once.
@@ -192,6 +194,9 @@ def _numeric_flags(path: Path) -> tuple[set[str], bool | None]:
             extraction = bool(audio and audio[0])
             if all(getattr(k.value, "value", True) for k in node.keywords if k.arg == "model"):
                 flags |= {f for f, _, _ in COMMON_TORCH}
+        elif name in SHARED_BUILDERS:
+            builder_flags, _ = _numeric_flags(SHARED_BUILDERS[name])
+            flags |= builder_flags
         elif name == "add_common_args" and any(k.arg == "torch" and getattr(k.value, "value", False) is True
                                                 for k in node.keywords):
             flags |= {f for f, _, _ in COMMON_TORCH}

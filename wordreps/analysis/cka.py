@@ -19,6 +19,7 @@ References
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -416,9 +417,16 @@ def _all_pairs(layers1, layers2, metrics, *, rows1, rows2, symmetric, device, pr
         return sum(int(np.prod(src().shape[1:])) for src in layers)
 
     if not symmetric and size(layers1) < size(layers2):
-        # keep the smaller model resident: swap, compute, transpose back
+        # keep the smaller model resident: swap, compute, transpose back; the caller still sees len(layers1)
+        # ticks per engine pass (its bar counts model 1's layers)
+        ticks = None
+        if progress is not None:
+            from wordreps.analysis.pairs import LayerTicker  # pairs builds on this module
+
+            ticker, calls = LayerTicker(progress, len(layers1), len(layers2)), itertools.count()
+            ticks = lambda: ticker.step(next(calls) % len(layers2))  # noqa: E731  # one pass per family asked for
         swapped = all_pairs(layers2, layers1, metrics, rows1=rows2, rows2=rows1, device=device, precision=precision,
-                            rbf_sigma=rbf_sigma, chunk_rows=chunk_rows, progress=progress)
+                            rbf_sigma=rbf_sigma, chunk_rows=chunk_rows, progress=ticks)
         return {k: v.T.copy() for k, v in swapped.items()}
     out: dict[str, np.ndarray] = {}
     if "linear" in metrics or "debiased" in metrics:

@@ -29,6 +29,7 @@ warnings from the resampled calls are not repeated.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import io
@@ -229,6 +230,49 @@ def _fmt(v) -> str:
         return ""
     v = float(v)
     return "" if not math.isfinite(v) else format(v, ".10g")
+
+
+def add_layer_pair_args(parser: argparse.ArgumentParser, *, names: Sequence[str], default: Sequence[str]
+                        ) -> argparse.ArgumentParser:
+    """The flags experiment_CKA.py and experiment_similarity.py share: the two models and their layers, the
+    measures (``names``, ``default``), resampling, RBF sampling, device and precision, and ``--matrices_dir``.
+    ``run(**layer_pair_kwargs(args))`` takes what they parse."""
+    from wordreps.common.cli import float_range, int_range
+    from wordreps.common.devices import DEVICE_HELP, device_arg
+
+    parser.add_argument("--model1", required=True, help="first model (name as extracted, or its matrices folder)")
+    parser.add_argument("--layer1", required=True, type=int_range(0, None), help="compare layers 0..LAYER1 of model1")
+    parser.add_argument("--model2", required=True, help="second model (may equal model1: within-model map)")
+    parser.add_argument("--layer2", required=True, type=int_range(0, None), help="compare layers 0..LAYER2 of model2")
+    parser.add_argument("--metric", nargs="+", choices=list(names), default=list(default),
+                        help="one or more of %(choices)s (default: " + " ".join(default) + ")")
+    parser.add_argument("--bootstrap", type=int_range(0, 100000), default=0,
+                        help="bootstrap resamples of the rows for a 95%% interval (default: 0, none)")
+    parser.add_argument("--permutations", type=int_range(0, 100000), default=0,
+                        help="shuffles of model2's rows for a no-correspondence baseline (default: 0, none)")
+    parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0, help="seed of every resampling (default: 0)")
+    parser.add_argument("--rbf_sample", type=int_range(4, 100000), default=measures.OPTION_DEFAULTS["rbf_sample"],
+                        help="rows sampled (seeded) for RBF CKA, which needs n x n Gram matrices (default: %(default)s)")
+    parser.add_argument("--rbf_sigma", type=float_range(0, None, lo_open=True),
+                        default=measures.OPTION_DEFAULTS["rbf_sigma"],
+                        help="RBF bandwidth as a multiple of the median distance (default: %(default)s)")
+    parser.add_argument("--device", type=device_arg, default="auto", help=DEVICE_HELP)
+    parser.add_argument("--precision", choices=measures.PRECISIONS, default="mixed",
+                        help="mixed: float32 products summed in float64 over row chunks; float64: all float64 "
+                             "(default: %(default)s)")
+    parser.add_argument("--chunk_rows", type=int_range(64, 10**7), default=16384,
+                        help="rows per float32 product before summing in float64 (default: %(default)s)")
+    parser.add_argument("--matrices_dir", default="outputs/matrices", help="default: %(default)s")
+    return parser
+
+
+def layer_pair_kwargs(args: argparse.Namespace) -> dict:
+    """``run``'s arguments from the flags of :func:`add_layer_pair_args` (and ``--out_dir``, ``--no_progress``)."""
+    return dict(model1=args.model1, layer1=args.layer1, model2=args.model2, layer2=args.layer2,
+                matrices_dir=args.matrices_dir, out_dir=args.out_dir, metrics=args.metric, bootstrap=args.bootstrap,
+                permutations=args.permutations, seed=args.seed, rbf_sample=args.rbf_sample, rbf_sigma=args.rbf_sigma,
+                device=args.device, precision=args.precision, chunk_rows=args.chunk_rows,
+                progress=not args.no_progress)
 
 
 def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str | Path = "outputs/matrices",

@@ -472,11 +472,12 @@ def _default_batch_seconds(backend: Backend) -> float:
     return DEFAULT_BATCH_SECONDS if getattr(device, "type", "cpu") == "cuda" else DEFAULT_BATCH_SECONDS_CPU
 
 
-def prepare_run(backend: Backend, args: argparse.Namespace) -> tuple[RunPlan, object]:
-    """Everything before the first forward pass: alignment, geometry check, manifest, shard plan, resume."""
+def prepare_run(backend: Backend, args: argparse.Namespace, alignment=None) -> tuple[RunPlan, object]:
+    """Everything before the first forward pass: alignment (``args.path``, unless the caller has read it),
+    geometry check, manifest, shard plan, resume."""
     from wordreps.alignments.format import load_alignment
 
-    alignment = load_alignment(args.path)
+    alignment = load_alignment(args.path) if alignment is None else alignment
     if not backend.needs_audio:
         alignment.require_words(backend.model_name)  # text models have no phones
     if backend.geometry is not None:
@@ -549,16 +550,17 @@ def _embed_or_explain(backend: Backend, items: list[BatchItem], args: argparse.N
                         f"finished utterances are kept (the error: {_first_words(err)})") from err
 
 
-def run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
-    """Extract this shard's utterances into the model folder (resuming) and return the folder."""
+def run_extraction(backend: Backend, args: argparse.Namespace, alignment=None) -> Path:
+    """Extract this shard's utterances into the model folder (resuming) and return the folder. ``alignment``:
+    ``args.path`` already loaded (GloVe reads it first for the vocabulary)."""
     # full float32 wherever the model computes in float32 (no TF32), deterministic cuDNN; the user's settings come
     # back when the run ends (common/precision.exact_float32)
     with exact_float32(deterministic=True):
-        return _run_extraction(backend, args)
+        return _run_extraction(backend, args, alignment)
 
 
-def _run_extraction(backend: Backend, args: argparse.Namespace) -> Path:
-    plan, alignment = prepare_run(backend, args)
+def _run_extraction(backend: Backend, args: argparse.Namespace, alignment=None) -> Path:
+    plan, alignment = prepare_run(backend, args, alignment)
     if plan.skipped_too_short:
         ids = sorted(plan.skipped_too_short["utterances"])
         print(f"note: skipped {len(ids)} utterance(s) shorter than the {plan.skipped_too_short['min_samples']} "

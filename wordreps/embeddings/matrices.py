@@ -196,8 +196,10 @@ def build_keys(embeddings_dir: str | os.PathLike, models: Sequence[str], progres
         raise UserError(f"--models names a model twice ({' '.join(models)}); name each once")
     sets = [open_embeddings(resolve_embeddings(embeddings_dir, m)) for m in models]
     common = set(sets[0].utterance_ids)
+    every = set(sets[0].utterance_ids)
     for emb in sets[1:]:
         common &= set(emb.utterance_ids)
+        every |= set(emb.utterance_ids)
     utt_ids = sorted(common)
     if not utt_ids:
         raise UserError(f"models {', '.join(models)} share no utterance; extract them from the same alignment "
@@ -228,7 +230,7 @@ def build_keys(embeddings_dir: str | os.PathLike, models: Sequence[str], progres
         dropped += int((~finite).sum())
         rows.extend((utt, pos, words[pos]) for pos in np.flatnonzero(finite).tolist())
     summary = {"utterances": len(utt_ids), "rows": len(rows), "dropped_no_vector": dropped,
-               "utterances_not_shared": sum(len(e.utterance_ids) for e in sets) - len(sets) * len(utt_ids)}
+               "utterances_not_shared": len(every) - len(utt_ids)}
     return rows, summary
 
 

@@ -5,6 +5,7 @@ Layers, padding and what layer 0 is: see :mod:`wordreps.embeddings.backends.spee
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -37,6 +38,15 @@ def _find_conv_stack(upstream: torch.nn.Module) -> tuple[list[int], list[int], b
     return None
 
 
+def _build(make, **kwargs):
+    """``make(**kwargs)`` without torch's FutureWarning about the deprecated ``weight_norm`` that s3prl's wav2vec2
+    uses for its positional convolution: printed on every load, it says nothing a user here can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.nn\.utils\.weight_norm.* is deprecated",
+                                category=FutureWarning)
+        return make(**kwargs)
+
+
 class S3prlBackend(SpeechBackend):
     """An s3prl upstream by hub name, or a converted wav2vec2 checkpoint through ``wav2vec2_custom``."""
 
@@ -59,10 +69,10 @@ class S3prlBackend(SpeechBackend):
                 else:
                     import s3prl.hub
                     make = getattr(s3prl.hub, self.upstream_name)
-                upstream = make(ckpt=str(ckpt))
+                upstream = _build(make, ckpt=str(ckpt))
             else:
                 import s3prl.hub
-                upstream = getattr(s3prl.hub, model)()
+                upstream = _build(getattr(s3prl.hub, model))
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001 - torch.load / s3prl / download errors of every kind
