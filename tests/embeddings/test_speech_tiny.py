@@ -117,7 +117,7 @@ def test_loading_an_s3prl_checkpoint_prints_no_upstream_deprecation_noise():
     that prints on every load is silenced for the load alone (a user's own warnings filters are left as they were)."""
     import warnings
 
-    ckpt = str(tiny_model("tiny-s3prl-wav2vec2.pt"))  # building it (once per session) warns: not the point here
+    ckpt = str(tiny_model("tiny-s3prl-wav2vec2.pt"))  # built outside the check: the load alone is checked
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         load_backend("speech", ckpt, "cpu", precision="float32")

@@ -38,7 +38,7 @@ def _find_conv_stack(upstream: torch.nn.Module) -> tuple[list[int], list[int], b
     return None
 
 
-def _build(make, **kwargs):
+def build_quietly(make, **kwargs):
     """``make(**kwargs)`` without torch's FutureWarning about the deprecated ``weight_norm`` that s3prl's wav2vec2
     uses for its positional convolution: printed on every load, it says nothing a user here can act on."""
     with warnings.catch_warnings():
@@ -69,10 +69,10 @@ class S3prlBackend(SpeechBackend):
                 else:
                     import s3prl.hub
                     make = getattr(s3prl.hub, self.upstream_name)
-                upstream = _build(make, ckpt=str(ckpt))
+                upstream = build_quietly(make, ckpt=str(ckpt))
             else:
                 import s3prl.hub
-                upstream = _build(getattr(s3prl.hub, model))
+                upstream = build_quietly(getattr(s3prl.hub, model))
         except UserError:
             raise
         except Exception as err:  # noqa: BLE001 - torch.load / s3prl / download errors of every kind

@@ -96,6 +96,8 @@ def build_s3prl(out: str | Path, name: str = "tiny-s3prl-wav2vec2.pt", seed: int
     from s3prl.upstream.utils import merge_with_parent
     from s3prl.upstream.wav2vec2.wav2vec2_model import Wav2Vec2Config, Wav2Vec2Model
 
+    from wordreps.embeddings.backends.s3prl import build_quietly
+
     mode, ln_first, normalize = S3PRL_VARIANTS[name]
     conv = "[(32, 10, 5)] + [(32, 3, 2)] * 4 + [(32, 2, 2)] * 2"
     model_cfg = {
@@ -108,7 +110,7 @@ def build_s3prl(out: str | Path, name: str = "tiny-s3prl-wav2vec2.pt", seed: int
     }
     task_cfg = {"_name": "audio_pretraining", "sample_rate": 16000, "normalize": normalize}
     torch.manual_seed(seed)
-    model = Wav2Vec2Model(merge_with_parent(Wav2Vec2Config, model_cfg))
+    model = build_quietly(Wav2Vec2Model, cfg=merge_with_parent(Wav2Vec2Config, model_cfg))
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed + 1)
         for p in model.parameters():
