@@ -1,6 +1,6 @@
 """Seconds per utterance of an easyaudio EnCodecMAE with torch.compile off (the default) and on (--torch_compile).
 
-    python3 embeddings/bench_easyaudio.py --model encodecmae_base --device cpu
+    python3 benchmarks/bench_easyaudio.py --model encodecmae_base --device cpu
 
 Needs the real easyaudio (docs/real-parts.md). The pinned encodecmae decorates its encoder with torch.compile and
 switches it with the encoder's ``compile`` flag, so one loaded model runs both ways: each utterance (fresh
