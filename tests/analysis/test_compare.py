@@ -86,6 +86,29 @@ def test_debiased_and_rbf_values_equal_the_papers_gram_formulas(cka_run):
     assert np.abs(linear - debiased).min() > 1e-3 and np.abs(linear - np.array(rbf["values"])).min() > 1e-3
 
 
+def test_rbf_bandwidth_and_sample_flags_reach_the_engine(cka_run, tmp_path):
+    """--rbf_sigma and --rbf_sample are used, not only recorded: values at sigma 0.3 equal the Gaussian-kernel
+    equation at 0.3 (all rows), and a sample of 120 of the 300 rows is what is used and recorded."""
+    tmp, _, _ = cka_run
+    m1 = [np.load(tmp / "mats" / "org__text" / f"layer_{i}.npy").astype(np.float64) for i in range(3)]
+    m2 = [np.load(tmp / "mats" / "speech" / f"layer_{j}.npy").astype(np.float64) for j in range(2)]
+    common = ["--model1", "org/text", "--layer1", "2", "--model2", "speech", "--layer2", "1", "--metric", "rbf",
+              "--device", "cpu", "--matrices_dir", tmp / "mats", "--no_progress"]
+    proc = run_script(SCRIPT, *common, "--rbf_sigma", "0.3", "--out_dir", tmp_path / "narrow")
+    assert proc.returncode == 0, proc.stderr
+    narrow = json.loads((tmp_path / "narrow" / "org__text__vs__speech" / "rbf.json").read_text())
+    assert narrow["settings"]["rbf_sigma"] == 0.3 and narrow["settings"]["rbf_sample"] == 300
+    want = np.array([[ref.cka(ref.rbf_gram(a, 0.3), ref.rbf_gram(b, 0.3), ref.hsic0) for b in m2] for a in m1])
+    wide = np.array([[ref.cka(ref.rbf_gram(a, 0.8), ref.rbf_gram(b, 0.8), ref.hsic0) for b in m2] for a in m1])
+    assert np.abs(want - wide).max() > 1e-2  # the bandwidth matters on these data
+    np.testing.assert_allclose(np.array(narrow["values"]), want, atol=1e-6)
+    proc = run_script(SCRIPT, *common, "--rbf_sample", "120", "--out_dir", tmp_path / "sampled")
+    assert proc.returncode == 0, proc.stderr
+    sampled = json.loads((tmp_path / "sampled" / "org__text__vs__speech" / "rbf.json").read_text())
+    assert sampled["settings"]["rbf_sample"] == 120
+    assert np.abs(np.array(sampled["values"]) - wide).max() > 1e-4  # fewer rows, other values
+
+
 def test_bootstrap_interval_contains_estimate_and_permutation_baseline(cka_run):
     tmp, _, _ = cka_run
     folder = tmp / "res" / "org__text__vs__speech"

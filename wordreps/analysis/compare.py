@@ -107,9 +107,8 @@ def option_values(options: dict | None = None, **given) -> dict:
 
 
 def compute(mats1: list[np.ndarray], mats2: list[np.ndarray], metrics: Sequence[str], *, symmetric: bool,
-            bootstrap: int = 0, permutations: int = 0, seed: int = 0, rbf_sample: int = 5000, rbf_sigma: float = 0.8,
-            device="cpu", precision: str = "mixed", chunk_rows: int = 16384, progress: bool = False,
-            options: dict | None = None) -> dict[str, PairResult]:
+            bootstrap: int = 0, permutations: int = 0, seed: int = 0, device="cpu", precision: str = "mixed",
+            chunk_rows: int = 16384, progress: bool = False, options: dict | None = None) -> dict[str, PairResult]:
     """Point estimates, bootstrap percentiles and permutation baseline for every layer pair and metric.
 
     ``options`` holds the measures' engine options (names and defaults: ``measures.OPTION_DEFAULTS``); each
@@ -119,7 +118,7 @@ def compute(mats1: list[np.ndarray], mats2: list[np.ndarray], metrics: Sequence[
     srcs1 = [(lambda a=a: a) for a in mats1]
     srcs2 = [(lambda a=a: a) for a in mats2]
     boot_rng, perm_rng, sample_seed = _seeds(seed)
-    values = option_values(options, rbf_sample=rbf_sample, rbf_sigma=rbf_sigma)
+    values = option_values(options)  # the one way options come in (RBF's sample and bandwidth among them)
     groups = measures.groups(metrics)
     steps = len(groups) * (1 + bootstrap + permutations) * len(mats1)
     bar = _bar(steps, progress)
