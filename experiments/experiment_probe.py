@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = probe.open_keys_for(matrices, args.words_path)
     task = (probe.label_file_task(args.labels, keys, args.top_k) if args.labels
             else probe.word_identity_task(keys, args.top_k))
+    probe.output_folder(args.out_dir, matrices)  # a bad --out_dir is said now, not after the fits
     from wordreps.common.devices import resolve_device
 
     device = resolve_device(args.device) if args.implementation == "torch" else "cpu"

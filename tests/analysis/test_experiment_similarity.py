@@ -122,3 +122,19 @@ def test_too_few_rows_warn_once_and_give_nan_not_one(tmp_path):
     values = np.array(json.loads((tmp_path / "res" / "org__text__vs__speech" / "cca.json").read_text())["values"],
                       dtype=float)
     assert np.isnan(values[1]).all() and np.isfinite(values[0]).all()   # JSON null, never a silent 1.0
+
+
+def test_correspondence_follows_this_run_not_results_left_from_another(runs, tmp_path):
+    """A linear.json an earlier run left for other layers must not displace this run's measure from the figure
+    (linear comes first in the measure table, so it was the one the others were matched against)."""
+    tmp, _, _, _ = runs
+    old = run_script("experiments/experiment_CKA.py", "--model1", "org/text", "--layer1", "1", "--model2", "speech",
+                     "--layer2", "1", "--device", "cpu", "--matrices_dir", tmp / "mats", "--out_dir", tmp_path,
+                     "--no_progress")
+    assert old.returncode == 0, old.stderr
+    new = run_script(SCRIPT, *_args(tmp / "mats", tmp_path, "--metric", "svcca"))
+    assert new.returncode == 0, new.stderr
+    with open(tmp_path / "org__text__vs__speech" / "correspondence.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert {row["measure"] for row in table} == {"svcca"}
+    assert [row["layer1"] for row in table] == ["0", "1", "2"]

@@ -340,3 +340,19 @@ def test_constant_layers_give_nan_not_an_error():
         res = engine(_src(X), _src(flat, X), names, **options)
         for name in names:
             assert np.isnan(res[name][0, 0]) and np.isfinite(res[name][0, 1]), name
+
+
+def test_an_undefined_cell_says_why_in_its_measures_own_terms():
+    """A NaN cell without a constant layer is explained by its measure: the CCA family by too few rows for its
+    ranks (not by debiased CKA's rule), debiased CKA by its self-similarity estimate."""
+    import wordreps.analysis.reliability as R
+
+    notes = {}
+    for metric in ("debiased", "svcca", "rsa"):
+        values = np.array([[0.5, np.nan]])
+        notes[metric] = R.undefined_cells(values, [0], [0, 1], [], [], "a", "b", metric, 50)
+        assert list(notes[metric]) == [(0, 1)]
+        assert notes[metric][0, 1].startswith(f"{metric} has no value here at n = 50: ")
+    assert "debiased" in notes["debiased"][0, 1] and "canonical correlations" in notes["svcca"][0, 1]
+    assert "debiased" not in notes["svcca"][0, 1] and "debiased" not in notes["rsa"][0, 1]
+    assert "constant" in notes["rsa"][0, 1]

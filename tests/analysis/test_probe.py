@@ -12,7 +12,7 @@ from sklearn.metrics import f1_score
 
 from tests.helpers.files import visible_files as files_under
 from tests.helpers.folders import write_matrix_folder
-from tests.helpers.scripts import error_lines, run_script
+from tests.helpers.scripts import REPO, error_lines, run_script
 from wordreps.common.errors import UserError
 from wordreps.embeddings.matrices import keys_text, load_keys
 from wordreps.analysis import probe
@@ -109,6 +109,20 @@ def test_torch_fit_reaches_scikit_learns_optimum():
     assert (theirs.predict(X) == ref.predict(Z)).all()
 
 
+def test_both_implementations_reach_the_same_optimum_with_two_classes():
+    """With two classes sklearn fits one vector w = W_1 - W_0 under ||w||^2 / 2; the softmax optimum has
+    W_1 = -W_0 = w / 2, so the same objective needs C = 2 / (n l2) there. A strong l2 makes the difference show."""
+    rng = np.random.default_rng(3)
+    n, d = 300, 5
+    y = rng.integers(0, 2, n)
+    X = rng.normal(size=(2, d))[y] + rng.normal(size=(n, d))
+    l2 = 0.5
+    ours = probe.fit_softmax_torch(X, y, 2, l2=l2, max_iter=500, tol=1e-10)
+    theirs = probe.fit_softmax_sklearn(X, y, 2, l2=l2, max_iter=5000, tol=1e-10)
+    assert np.abs(ours.weight - theirs.weight).max() < 1e-3
+    assert np.abs(ours.weight).max() > 0.05  # not trivially both zero
+
+
 def test_decodable_label_near_one_shuffled_labels_near_majority(corpus, tmp_path):
     tmp, rows, layers = corpus
     keys = load_keys(tmp / "keys.json")
@@ -197,3 +211,19 @@ def test_script_bad_input_is_one_line(corpus, tmp_path):
     proc = run_script(SCRIPT, "--model", "m", "--matrices_dir", tmp / "mats", "--out_dir", tmp_path / "res",
                       "--layer", "5", "--words_path", tmp / "keys.json", "--no_progress")
     assert proc.returncode == 2 and "layer 5 is past the depth" in proc.stderr
+
+
+def test_an_unwritable_out_dir_is_said_before_any_fit(corpus, tmp_path, monkeypatch):
+    """The fits take minutes a layer at real sizes: a --out_dir that is a file is refused before the first one."""
+    import runpy
+
+    tmp, _, _ = corpus
+    main = runpy.run_path(str(REPO / SCRIPT), run_name="probe_script")["main"]
+    fits = []
+    monkeypatch.setattr(probe, "probe_layers", lambda *a, **k: fits.append(1) or pytest.fail("fitted first"))
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match="results folder") as err:
+        main(["--model", "m", "--matrices_dir", str(tmp / "mats"), "--out_dir", str(blocker),
+              "--words_path", str(tmp / "keys.json"), "--no_progress", "--top_k", "6"])
+    assert str(blocker) in str(err.value) and fits == []

@@ -36,6 +36,8 @@ class Measure:
     bootstrap_world: str | None = None
     # Options of the engine this measure uses (recorded in the results' settings).
     options: tuple[str, ...] = ()
+    # Why a cell has no value when neither layer is constant (the results' note for that cell).
+    undefined_when: str = "a layer has no variance left in the rows used"
 
     def engine_function(self) -> Callable:
         module, _, function = self.engine.partition(":")
@@ -48,21 +50,27 @@ class Measure:
 
 _CKA = "wordreps.analysis.cka:all_pairs"
 _CCA = "wordreps.analysis.cca:all_pairs"
+_CCA_UNDEFINED = ("the rows do not outnumber the layers' ranks enough for canonical correlations (every "
+                  "correlation would be 1); use more rows or fewer dimensions")
 MEASURES: tuple[Measure, ...] = (
     Measure("linear", "linear CKA", "Kornblith et al. (2019), ICML", _CKA),
     Measure("debiased", "debiased linear CKA", "Nguyen et al. (2021), ICLR; HSIC_1 of Song et al. (2012)", _CKA,
-            bootstrap_world="linear"),
+            bootstrap_world="linear",
+            undefined_when="the debiased estimate of a layer's similarity with itself is not positive at this n"),
     Measure("rbf", "RBF CKA", "Kornblith et al. (2019), ICML", _CKA, sample_option="rbf_sample",
             options=("rbf_sigma",)),
     Measure("cca", "mean CCA", "Hotelling (1936); principal angles, Bjorck & Golub (1973)", _CCA,
-            options=("cca_rank_tol",)),
-    Measure("svcca", "SVCCA", "Raghu et al. (2017), NeurIPS", _CCA, options=("svcca_variance", "cca_rank_tol")),
-    Measure("pwcca", "PWCCA", "Morcos et al. (2018), NeurIPS", _CCA, options=("cca_rank_tol",)),
+            options=("cca_rank_tol",), undefined_when=_CCA_UNDEFINED),
+    Measure("svcca", "SVCCA", "Raghu et al. (2017), NeurIPS", _CCA, options=("svcca_variance", "cca_rank_tol"),
+            undefined_when=_CCA_UNDEFINED),
+    Measure("pwcca", "PWCCA", "Morcos et al. (2018), NeurIPS", _CCA, options=("cca_rank_tol",),
+            undefined_when=_CCA_UNDEFINED),
     Measure("procrustes", "Procrustes similarity", "Ding et al. (2021), NeurIPS",
             "wordreps.analysis.procrustes:all_pairs"),
     # the engine samples rows itself when called directly; given the comparison's sample, it takes all of it
     Measure("rsa", "RSA (Spearman, correlation RDMs)", "Kriegeskorte et al. (2008), Front. Syst. Neurosci.",
-            "wordreps.analysis.rsa:all_pairs", sample_option="rsa_sample", options=("rsa_sample",)),
+            "wordreps.analysis.rsa:all_pairs", sample_option="rsa_sample", options=("rsa_sample",),
+            undefined_when="a sampled row is constant in a layer, so its correlation distances are undefined"),
 )
 NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES)
 CKA_NAMES: tuple[str, ...] = tuple(m.name for m in MEASURES if m.engine == _CKA)   # experiment_CKA.py's

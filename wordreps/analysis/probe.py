@@ -38,7 +38,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from wordreps.common.atomic import write_json_atomic, write_text_atomic
+from wordreps.common.atomic import check_output_dir, write_json_atomic, write_text_atomic
 from wordreps.common.errors import UserError
 from wordreps.embeddings.matrices import Keys, ModelMatrices, load_keys
 
@@ -238,13 +238,16 @@ def fit_softmax_torch(X: np.ndarray, y: np.ndarray, num_classes: int, *, l2: flo
 
 def fit_softmax_sklearn(X: np.ndarray, y: np.ndarray, num_classes: int, *, l2: float = L2,
                         max_iter: int = MAX_ITER, device="cpu", tol: float = 1e-6) -> Fit:
-    """The same objective with scikit-learn's LogisticRegression (lbfgs, float64): C = 1 / (n l2)."""
+    """The same objective with scikit-learn's LogisticRegression (lbfgs, float64): C = 1 / (n l2), and
+    C = 2 / (n l2) for two classes: sklearn's binary form fits one vector w = W_1 - W_0 penalised by ||w||^2 / 2,
+    while at the softmax optimum W_1 = -W_0 = w / 2, so (l2 / 2) ||W||_F^2 = (l2 / 4) ||w||^2."""
     from sklearn.linear_model import LogisticRegression
 
     start = time.perf_counter()
     mean, scale = standardiser(X)
     Z = (np.asarray(X, dtype=np.float32) - mean) / scale
-    model = LogisticRegression(C=1.0 / (len(y) * l2), max_iter=max_iter, tol=tol).fit(Z, y)
+    binary = len(np.unique(y)) == 2
+    model = LogisticRegression(C=(2.0 if binary else 1.0) / (len(y) * l2), max_iter=max_iter, tol=tol).fit(Z, y)
     weight = np.zeros((Z.shape[1], num_classes), dtype=np.float32)
     bias = np.full(num_classes, -np.inf, dtype=np.float32)   # classes absent from training are never predicted
     if len(model.classes_) == 2:   # sklearn's binary form: one weight vector for class 1 against class 0
@@ -330,13 +333,18 @@ def _num(v: float):
     return None if not math.isfinite(v) else float(v)
 
 
+def output_folder(out_dir: str | Path, matrices: ModelMatrices) -> Path:
+    """``<out_dir>/<slug>``, checked as a place to write (call it before the fits: they take minutes)."""
+    return check_output_dir(Path(out_dir) / matrices.slug, "results folder")
+
+
 def write_outputs(out_dir: str | Path, matrices: ModelMatrices, keys: Keys, res: ProbeResult,
                   device: str) -> dict[str, Path]:
     """``<out_dir>/<slug>/probe_<task>.{json,csv,png}``; returns the paths."""
     import numpy
     import torch
 
-    folder = Path(out_dir) / matrices.slug
+    folder = output_folder(out_dir, matrices)
     stem = f"probe_{res.task.name}"
     paths = {"json": folder / f"{stem}.json", "csv": folder / f"{stem}.csv", "png": folder / f"{stem}.png"}
     def groups(rows: np.ndarray) -> list[str]:

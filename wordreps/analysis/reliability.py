@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from wordreps.analysis.measures import measure
+
 MIN_RELIABLE_ROWS = 100
 
 
@@ -58,7 +60,8 @@ def undefined_cells(values: np.ndarray, layers1: Sequence[int], layers2: Sequenc
                     const2: Sequence[int], model1: str, model2: str, metric: str, num_rows: int
                     ) -> dict[tuple[int, int], str]:
     """(index1, index2) -> why that cell is undefined: a constant layer on either side, else a value the
-    estimator could not give (the debiased estimate of a layer's similarity with itself not positive at this n).
+    estimator could not give (the measure table's ``undefined_when``: e.g. the debiased estimate of a layer's
+    similarity with itself not positive at this n).
     Cells with a constant layer are set to NaN in ``values`` (in place), whatever rounding left there."""
     out: dict[tuple[int, int], str] = {}
     for a, i in enumerate(layers1):
@@ -68,6 +71,5 @@ def undefined_cells(values: np.ndarray, layers1: Sequence[int], layers2: Sequenc
                 out[a, b] = f"{which} has all rows equal"
                 values[a, b] = np.nan
             elif not np.isfinite(values[a, b]):
-                out[a, b] = (f"{metric} has no value here at n = {num_rows} (debiased CKA: a layer's estimated "
-                             "similarity with itself is not positive)")
+                out[a, b] = f"{metric} has no value here at n = {num_rows}: {measure(metric).undefined_when}"
     return out
