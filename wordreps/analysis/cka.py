@@ -27,10 +27,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from wordreps.analysis.measures import CKA_NAMES as METRICS  # the measures this module's engine computes
+from wordreps.analysis.measures import PRECISIONS
 from wordreps.common.precision import exact_float32
-
-METRICS = ("linear", "debiased", "rbf")   # the measures this module's engine computes (see measures.py)
-PRECISIONS = ("mixed", "float64")
 
 
 # ---------------------------------------------------------------------------------------------- reference forms
