@@ -329,7 +329,7 @@ def run(model1: str, layer1: int, model2: str, layer2: int, *, matrices_dir: str
         written[metric] = write_outputs(folder, metric, res, m1, m2, layers1, layers2, {**settings, **own},
                                         undefined=undefined, warning_lines=warned)
     if correspondence:
-        written["correspondence"] = write_correspondence(folder)
+        written["correspondence"] = write_correspondence(folder, like=metrics[0])
     return written
 
 
@@ -342,8 +342,10 @@ def best_matches(values: list[list[float | None]]) -> list[int | None]:
     return out
 
 
-def write_correspondence(folder: Path) -> dict[str, Path]:
-    """``correspondence.{csv,png}`` from every measure's JSON in ``folder`` (the layer-correspondence figure)."""
+def write_correspondence(folder: Path, like: str | None = None) -> dict[str, Path]:
+    """``correspondence.{csv,png}`` from the measures' JSONs in ``folder`` (the layer-correspondence figure):
+    those made on the same layers and keys as ``like``'s JSON (a measure just computed; default: the first
+    found), so that results an earlier run left there for other layers or keys do not displace this run's."""
     import json
 
     from wordreps.analysis.plots import correspondence_plot
@@ -355,7 +357,7 @@ def write_correspondence(folder: Path) -> dict[str, Path]:
             found.append((spec, json.loads(path.read_text())))
     if not found:
         raise UserError(f"no measure's results in {folder}; run experiments/experiment_similarity.py first")
-    first = found[0][1]
+    first = next((r for s, r in found if s.name == like), found[0][1])
     found = [(s, r) for s, r in found if r["model1"]["layers"] == first["model1"]["layers"]
              and r["model2"]["layers"] == first["model2"]["layers"] and r["keys_sha256"] == first["keys_sha256"]]
     layers1, layers2 = first["model1"]["layers"], first["model2"]["layers"]
