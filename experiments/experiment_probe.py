@@ -13,9 +13,9 @@ macro-F1, the majority-class and chance baselines per layer, and a line plot acr
 from __future__ import annotations
 
 import argparse
-import sys
 
 from wordreps.analysis import probe
+from wordreps.analysis.compare import layer_bar
 from wordreps.common.cli import add_common_args, apply_common_args, float_range, int_range
 from wordreps.common.devices import DEVICE_HELP, device_arg
 from wordreps.common.errors import UserError, run_cli
@@ -67,10 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from wordreps.common.devices import resolve_device
 
     device = resolve_device(args.device) if args.implementation == "torch" else "cpu"
-    bar = None
-    if not args.no_progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(layers), desc="probe layers", unit="layer", disable=None, leave=False, file=sys.stderr)
+    bar = layer_bar(len(layers), not args.no_progress, desc="probe layers")
     result = probe.probe_layers(matrices, keys, task, layers, split_by=args.split_by,
                                 test_fraction=args.test_fraction, seed=args.seed, l2=args.l2,
                                 max_iter=args.max_iter, implementation=args.implementation, device=device,

@@ -121,7 +121,7 @@ def compute(mats1: list[np.ndarray], mats2: list[np.ndarray], metrics: Sequence[
     values = option_values(options)  # the one way options come in (RBF's sample and bandwidth among them)
     groups = measures.groups(metrics)
     steps = len(groups) * (1 + bootstrap + permutations) * len(mats1)
-    bar = _bar(steps, progress)
+    bar = layer_bar(steps, progress)
     tick = (lambda: bar.update(1)) if bar is not None else None
     common = dict(device=device, precision=precision, chunk_rows=chunk_rows, progress=tick)
     results: dict[str, PairResult] = {}
@@ -208,14 +208,15 @@ def sample_rows(n: int, size: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def _bar(total: int, progress: bool):
+def layer_bar(total: int, progress: bool, desc: str = "layers compared"):
+    """A progress bar over layers on stderr (None when ``progress`` is off): the comparisons' and the probe's."""
     if not progress:
         return None
     try:
         from tqdm import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, desc="layers compared", unit="layer", disable=None, leave=False, file=sys.stderr)
+    return tqdm(total=total, desc=desc, unit="layer", disable=None, leave=False, file=sys.stderr)
 
 
 def _nan_to_none(a: np.ndarray | None):
