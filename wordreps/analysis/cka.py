@@ -19,7 +19,6 @@ References
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -261,53 +260,38 @@ def _ratio(num: np.ndarray, denom: np.ndarray) -> np.ndarray:
 def _linear_family(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], *, rows1, rows2,
                    symmetric: bool, device: torch.device, precision: str, chunk_rows: int,
                    progress: Callable[[], None] | None) -> dict[str, np.ndarray]:
-    """Linear and debiased linear CKA of every pair, from ||X_i^T Y_j||_F^2, r_i.s_j, sums and self terms."""
+    """Linear and debiased linear CKA of every pair, from ||X_i^T Y_j||_F^2, r_i.s_j, sums and self terms.
+
+    The products come from :func:`wordreps.analysis.pairs.stream_cross_products` (the smaller model's centred
+    layers resident side by side, one long X_i^T [Y_0 ... Y_L] product per streamed layer)."""
+    from wordreps.analysis.pairs import paired_count, stream_cross_products  # pairs builds on this module
+
     dtype = torch.float32 if precision == "mixed" else torch.float64
-    # model 2: every layer centred once, side by side in one (n, sum q) matrix, so that each layer of model 1
-    # needs one long matmul X_i^T [Y_0 ... Y_L] (better use of the BLAS) instead of L short ones
-    mats2 = [layer_rows(src, rows2) for src in layers2]
-    n = mats2[0].shape[0]
-    widths = [m.shape[1] for m in mats2]
-    offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
-    stack = torch.empty((n, int(offsets[-1])), dtype=dtype, device=device)
-    stats2: list[LinearStats] = []
-    for j in range(len(mats2)):
-        if mats2[j].shape[0] != n:
-            raise ValueError("the layers of one model differ in row count")
-        stats2.append(prepare_linear(mats2[j], device, dtype, chunk_rows, out=stack[:, offsets[j]:offsets[j + 1]]))
-        mats2[j] = None  # type: ignore[call-overload]  # free a fancy-indexed copy early
     L1, L2 = len(layers1), len(layers2)
-    cross = np.full((L1, L2), np.nan)
-    rs = np.full((L1, L2), np.nan)
+    cross, rs = np.full((L1, L2), np.nan), np.full((L1, L2), np.nan)
     self1, sum_r1, rr1 = np.full(L1, np.nan), np.full(L1, np.nan), np.full(L1, np.nan)
-    if not symmetric:
-        for st in stats2:
-            st.self_sq = _block_sq_norms(cross_products(st.centered, st.centered, chunk_rows), [st.centered.shape[1]])[0]
-    R2 = torch.stack([st.row_sq for st in stats2], dim=1)  # (n, L2) float64
-    for i in range(L1):
-        if symmetric:
-            st = stats2[i]
-            # pairs (i, j >= i) only: the map is symmetric and its diagonal holds the self terms
-            vals = _block_sq_norms(cross_products(st.centered, stack[:, offsets[i]:], chunk_rows), widths[i:])
-            cross[i, i:] = vals
-            cross[i:, i] = vals
-            st.self_sq = vals[0]
-        else:
-            X = layer_rows(layers1[i], rows1)
-            if X.shape[0] != n:
-                raise ValueError(f"layer {i} of model 1 has {X.shape[0]} rows, model 2 has {n}")
-            st = prepare_linear(X, device, dtype, chunk_rows)
-            del X
-            st.self_sq = _block_sq_norms(cross_products(st.centered, st.centered, chunk_rows), [st.centered.shape[1]])[0]
-            cross[i, :] = _block_sq_norms(cross_products(st.centered, stack, chunk_rows), widths)
-        rs[i, :] = (st.row_sq @ R2).cpu().numpy()
-        self1[i], sum_r1[i], rr1[i] = st.self_sq, st.sum_r, st.r_dot_r
-        del st
-        if progress is not None:
-            progress()
-    self2 = np.array([st.self_sq for st in stats2])
-    sum_r2 = np.array([st.sum_r for st in stats2])
-    rr2 = np.array([st.r_dot_r for st in stats2])
+    self2, sum_r2, rr2 = np.full(L2, np.nan), np.full(L2, np.nan), np.full(L2, np.nan)
+
+    def prepare(X, out):
+        st = prepare_linear(X, device, dtype, chunk_rows, out=out)
+        if not symmetric:  # within one model the diagonal pairs give ||X^T X||_F^2
+            st.self_sq = _block_sq_norms(cross_products(st.centered, st.centered, chunk_rows), [X.shape[1]])[0]
+        return st.centered, st
+
+    def on_pair(i: int, j: int, block: torch.Tensor, st1: LinearStats, st2: LinearStats) -> None:
+        cross[i, j] = float(torch.linalg.vector_norm(block) ** 2)
+        rs[i, j] = float(st1.row_sq @ st2.row_sq)
+        sum_r1[i], rr1[i], sum_r2[j], rr2[j] = st1.sum_r, st1.r_dot_r, st2.sum_r, st2.r_dot_r
+        if not symmetric:
+            self1[i], self2[j] = st1.self_sq, st2.self_sq
+        else:  # pairs j >= i only: the map is symmetric and its diagonal holds the self terms
+            cross[j, i], rs[j, i] = cross[i, j], rs[i, j]
+            if i == j:
+                self1[i] = self2[i] = cross[i, i]
+
+    stream_cross_products(layers1, layers2, prepare, on_pair, rows1=rows1, rows2=rows2, symmetric=symmetric,
+                          device=device, dtype=dtype, chunk_rows=chunk_rows, progress=progress)
+    n = paired_count(layers1, layers2, rows1, rows2)
     out = {"linear": _ratio(cross, np.outer(self1, self2))}
     if n >= 4:
         h12 = hsic1_from_terms(cross, rs, sum_r1[:, None], sum_r2[None, :], n)
@@ -411,28 +395,21 @@ def all_pairs(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], me
 
 def _all_pairs(layers1, layers2, metrics, *, rows1, rows2, symmetric, device, precision, rbf_sigma, chunk_rows,
                progress) -> dict[str, np.ndarray]:
-
-    def size(layers) -> int:
-        return sum(int(np.prod(src().shape[1:])) for src in layers)
-
-    if not symmetric and size(layers1) < size(layers2):
-        # keep the smaller model resident: swap, compute, transpose back; the caller still sees len(layers1)
-        # ticks per engine pass (its bar counts model 1's layers)
-        ticks = None
-        if progress is not None:
-            from wordreps.analysis.pairs import LayerTicker  # pairs builds on this module
-
-            ticker, calls = LayerTicker(progress, len(layers1), len(layers2)), itertools.count()
-            ticks = lambda: ticker.step(next(calls) % len(layers2))  # noqa: E731  # one pass per family asked for
-        swapped = all_pairs(layers2, layers1, metrics, rows1=rows2, rows2=rows1, device=device, precision=precision,
-                            rbf_sigma=rbf_sigma, chunk_rows=chunk_rows, progress=ticks)
-        return {k: v.T.copy() for k, v in swapped.items()}
     out: dict[str, np.ndarray] = {}
     if "linear" in metrics or "debiased" in metrics:
         res = _linear_family(layers1, layers2, rows1=rows1, rows2=rows2, symmetric=symmetric, device=device,
                              precision=precision, chunk_rows=chunk_rows, progress=progress)
         out.update({k: v for k, v in res.items() if k in metrics})
     if "rbf" in metrics:
-        out["rbf"] = _rbf_family(layers1, layers2, rows1=rows1, rows2=rows2, symmetric=symmetric, device=device,
-                                 sigma=rbf_sigma, progress=progress)
+        if not symmetric and len(layers1) < len(layers2):
+            # an n x n Gram matrix per resident layer: keep the model with fewer layers resident, and still give
+            # the caller one tick per layer of model 1
+            from wordreps.analysis.pairs import LayerTicker  # pairs builds on this module
+
+            ticker, calls = LayerTicker(progress, len(layers1), len(layers2)), iter(range(len(layers2)))
+            out["rbf"] = _rbf_family(layers2, layers1, rows1=rows2, rows2=rows1, symmetric=False, device=device,
+                                     sigma=rbf_sigma, progress=lambda: ticker.step(next(calls))).T.copy()
+        else:
+            out["rbf"] = _rbf_family(layers1, layers2, rows1=rows1, rows2=rows2, symmetric=symmetric,
+                                     device=device, sigma=rbf_sigma, progress=progress)
     return out
