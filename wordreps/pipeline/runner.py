@@ -177,13 +177,18 @@ def geometry_of(spec: ModelSpec):
 
 
 def alignment_path_for(cfg: RunConfig, geometry) -> Path:
-    """``<alignments_dir>/audio_alignments_<stride>_<rate>.json``, with ``_phones`` for phone units."""
+    """``<alignments_dir>/audio_alignments_<stride>_<rate>.json``, with ``_phones`` for phone units: the name
+    alignments_and_trans.py gives by default."""
     from wordreps.alignments.geometry import default_alignment_file
 
-    name = Path(default_alignment_file(geometry)).name
-    if cfg.units != "words":
-        name = name[:-len(".json")] + f"_{cfg.units}.json"
-    return Path(cfg.alignments_dir) / name
+    return Path(cfg.alignments_dir) / Path(default_alignment_file(geometry, cfg.units)).name
+
+
+def keys_file_name(units: str) -> str:
+    """The keys file of a run: words_in_order.json, phones_in_order.json."""
+    from wordreps.alignments.geometry import unit_slug
+
+    return f"{unit_slug(units)}_in_order.json"
 
 
 def units_check(cfg: RunConfig) -> list[Step]:
@@ -417,7 +422,7 @@ def thesis_config(args) -> RunConfig:
         specs.append(spec)
     out_root = args.out_root or "outputs"
     units = getattr(args, "units", "words")
-    keys = "words_in_order.json" if units == "words" else f"{units}_in_order.json"
+    keys = keys_file_name(units)
     return RunConfig(models=specs, textgrid_path="datasets/alignments", audio_root_16k="datasets/librispeech-clean-16k",
                      audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
                      out_root=out_root, keys_path=str(Path(out_root) / keys), device=args.device,
@@ -476,7 +481,7 @@ def demo_config(args) -> RunConfig:
             spec.extra_args += _easyaudio_args(args, spec)
     alignments_dir = out_root / "alignments"
     units = getattr(args, "units", "words")
-    keys = "words_in_order.json" if units == "words" else f"{units}_in_order.json"
+    keys = keys_file_name(units)
     cfg = RunConfig(models=specs, textgrid_path=str(DEMO / "alignments"),
                     audio_root_16k=str(DEMO / "librispeech-clean-16k"),
                     audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
