@@ -22,6 +22,8 @@ def _load(path: Path) -> dict | None:
 
 def write_summary(cfg, records: list[dict], seconds: float) -> Path:
     """Write ``<out_root>/summary.md`` from the files the run left; returns its path."""
+    from wordreps.pipeline.runner import unit_models
+
     root = Path(cfg.out_root)
     out = root / "summary.md"
     lines = ["# Layer-wise comparison: run summary", ""]
@@ -37,17 +39,18 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
     lines += ["## Models", "", f"| folder | kind | model | layers | dim | {units} without a vector |",
               "|---|---|---|---|---|---|"]
     # each manifest once: a full run's hold every utterance's word list (megabytes per model)
-    state = {spec.slug: _embeddings_state(cfg.embeddings_dir / spec.slug) for spec in cfg.models}
-    for spec in cfg.models:
+    models = unit_models(cfg)  # text models have no phones: not in a phones run's table
+    state = {spec.slug: _embeddings_state(cfg.embeddings_dir / spec.slug) for spec in models}
+    for spec in models:
         manifest, missing = state[spec.slug]
         if manifest is None:
             lines.append(f"| {spec.slug} | {spec.kind} | `{spec.model}` | not run | | |")
             continue
         lines.append(f"| {spec.slug} | {spec.kind} | `{manifest['model']}` | {manifest['num_layers']} | "
                      f"{manifest['dim']} | {missing} |")
-    for spec in cfg.models:
+    for spec in models:
         lines += too_short_lines(spec.slug, state[spec.slug][0])
-    for spec in cfg.models:
+    for spec in models:
         if spec.kind == "glove":
             lines += glove_oov_lines(spec.slug, state[spec.slug][0])
     from wordreps.analysis.measures import measure
