@@ -32,8 +32,8 @@ import sys
 
 from wordreps.alignments.corpus import find_audio_root
 from wordreps.alignments.corpus_formats import DEFAULT_SPLIT, FORMATS, detect_format, read_corpus
-from wordreps.alignments.format import unit_slug, write_alignment
-from wordreps.alignments.geometry import format_number, resolve_geometry, sample_rate_label, stride_label
+from wordreps.alignments.format import write_alignment
+from wordreps.alignments.geometry import default_alignment_file, format_number, resolve_geometry, stride_label
 from wordreps.alignments.markers import MarkerRule
 from wordreps.alignments.utterances import UnitOptions, unit_noun
 from wordreps.common.atomic import check_output_file, write_text_atomic
@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                           strict=args.strict, allow_past_end=args.allow_past_end)
     unit = options.unit
     stride = format_number(args.stride) if args.stride is not None else stride_label(geometry)
-    suffix = "" if unit == "words" else f"_{unit_slug(unit)}"
-    output = args.output or f"alignments/audio_alignments_{stride}_{sample_rate_label(geometry)}{suffix}.json"
+    output = args.output or default_alignment_file(geometry, unit, stride)
     if args.stride is not None and abs(args.stride * geometry.sample_rate_hz / 1000 - geometry.hop_samples) > 1e-9:
         print(f"note: --stride {stride} ms at {geometry.sample_rate_hz} Hz is "
               f"{args.stride * geometry.sample_rate_hz / 1000:.4f} samples; using a hop of {geometry.hop_samples} "

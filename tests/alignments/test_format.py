@@ -4,12 +4,13 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
 from wordreps.alignments.format import load_alignment, write_alignment
-from wordreps.alignments.geometry import FrameGeometry
+from wordreps.alignments.geometry import FrameGeometry, default_alignment_file
 from wordreps.common.errors import UserError
 from wordreps.embeddings.base import Utterance, Word
 
@@ -137,3 +138,19 @@ def test_require_geometry_names_the_file_and_the_fix(tmp_path):
     message = str(info.value)
     assert str(path) in message and "encodecmae_base" in message
     assert "--sample_rate 24 --hop_samples 320 --receptive_field 320" in message
+
+
+def test_require_geometry_command_for_a_tier_pastes_into_a_shell(tmp_path):
+    """The suggested command quotes a tier name with a space, and names the file alignments_and_trans.py
+    would write by default for that tier (the one naming rule, geometry.default_alignment_file)."""
+    path = tmp_path / "al.json"
+    write_alignment(path, G, _utterances(), unit="My Tier", tier="My Tier")
+    with pytest.raises(UserError) as info:
+        load_alignment(path).require_geometry(FrameGeometry(24000, 320, 320), "encodecmae_base")
+    command = str(info.value).split("`")[1]
+    argv = shlex.split(command)
+    assert argv[argv.index("--tier") + 1] == "My Tier"
+    assert argv[argv.index("--output") + 1] == "alignments/audio_alignments_13.33_24_My_Tier.json"
+    assert default_alignment_file(FrameGeometry(24000, 320, 320), "My Tier") == argv[argv.index("--output") + 1]
+    assert default_alignment_file(G) == "alignments/audio_alignments_20_16.json"
+    assert default_alignment_file(G, "phones", stride="20.0") == "alignments/audio_alignments_20.0_16_phones.json"

@@ -192,3 +192,22 @@ def test_out_of_order(tmp_path):
                 .replace("@A@", "xmin = 0.9\n            xmax = 1.2\n            text = \"mister\"")
                 .replace("@B@", "xmin = 0.5\n            xmax = 0.8\n            text = \"QUILTER\""))
     _bad(tmp_path, text, "out of order")
+
+
+@pytest.mark.parametrize("tier_names, words", [
+    (["phones", "words"], ["hi", "there"]),
+    (["1272 - phones", "1272 - words"], ["hi", "there"]),   # MFA's speaker prefix
+    (["phones"], None),                                      # no words tier: nothing to compare with
+    (["1 - phones", "1 - words", "2 - words"], None),        # two speakers' words: no single transcript
+])
+def test_another_tier_comes_with_the_words_tier_when_there_is_one(tmp_path, tier_names, words):
+    from tests.helpers.textgrids import long_textgrid
+    from wordreps.alignments.textgrids import read_textgrid_units
+
+    intervals = [(0.0, 0.5, "Hi"), (0.5, 1.0, "there")]
+    path = tmp_path / "a.TextGrid"
+    path.write_text(long_textgrid(1.0, {name: intervals for name in tier_names}))
+    tier = next(n for n in tier_names if n.endswith("phones"))
+    units, transcript_words = read_textgrid_units(path, "phones")
+    assert [w.word for w in units.words] == ["Hi", "there"] and units.tier_name == tier  # case kept
+    assert (None if transcript_words is None else [w.word for w in transcript_words.words]) == words

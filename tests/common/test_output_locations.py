@@ -5,6 +5,7 @@ ensure_dir, atomic_path), so its cases are checked in-process in full and each s
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -239,3 +240,18 @@ def test_resample_dst_is_a_file(tmp_path):
     afile.write_text("x")
     proc = run("datasets/resample_corpus.py", "--src", DEMO / "librispeech-clean-16k", "--dst", afile)
     assert_refused(proc, [str(afile), "is a file, not a folder"])
+
+
+def test_an_os_error_about_another_file_is_not_called_an_output_problem(tmp_path):
+    """A read inside the block that fails (here: a folder opened as a file) is the caller's error, unchanged;
+    the same kind of error about the temporary file is still an output location the user must change."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        with atomic_path(tmp_path / "x.json"):
+            folder.read_bytes()
+    assert info.value.filename == str(folder)
+    with pytest.raises(UserError, match=r"cannot write .*x\.json.*choose another output location"):
+        with atomic_path(tmp_path / "x.json") as tmp:
+            raise OSError(errno.EROFS, "Read-only file system", str(tmp))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["inputs"]  # no temporary file, no output

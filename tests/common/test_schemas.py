@@ -204,3 +204,39 @@ def test_matrices_json_num_rows_many(tmp_path):
     proc = run("experiments/experiment_CKA.py", "--model1", "a", "--layer1", 1, "--model2", "a", "--layer2", 1,
                "--matrices_dir", tmp_path / "mats", "--out_dir", tmp_path / "res", "--device", "cpu")
     assert_refused(proc, [str(folder / "matrices.json"), "field num_rows", "'many'"], absent=[tmp_path / "res"])
+
+
+def test_element_labels_are_built_only_for_the_element_that_fails():
+    """A label names the bad element in the message; building one per element of every file loaded (54k words
+    per alignment) was wasted work."""
+    from wordreps.common import schema as S
+    from wordreps.common.errors import UserError
+
+    built = []
+
+    def label(i, element):
+        built.append(i)
+        return f"word #{i} ({element.get('word')!r})"
+
+    def key_label(k, v):
+        built.append(k)
+        return f"utterance {k}"
+
+    spec = S.Obj({"words": S.List(S.Obj({"word": S.Str(), "n": S.Int()}), label=label),
+                  "utts": S.Map(S.Int(), label=key_label)})
+    good = {"words": [{"word": f"w{i}", "n": i} for i in range(1000)], "utts": {f"u{i}": i for i in range(100)}}
+    S.validate(good, spec, "file f.json", "fix it")
+    assert built == []
+    bad = copy.deepcopy(good)
+    bad["words"][7]["n"] = "seven"
+    with pytest.raises(UserError) as info:
+        S.validate(bad, spec, "file f.json", "fix it")
+    assert built == [7]
+    assert str(info.value) == "file f.json: field words[7].n (word #7 ('w7')) is 'seven' (a string), expected an " \
+                              "integer; fix it"
+    bad = copy.deepcopy(good)
+    bad["utts"]["u3"] = None
+    with pytest.raises(UserError) as info:
+        S.validate(bad, spec, "file f.json", "fix it")
+    assert str(info.value) == 'file f.json: field utts["u3"] (utterance u3) is null, expected an integer; fix it'
+    assert built == [7, "u3"]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -84,19 +84,13 @@ class Alignment:
         """Refuse (:class:`UserError`) to pair this alignment with a model whose frames sit elsewhere; the
         message names the alignment file to make and the exact command that makes it."""
         if geometry != self.geometry:
-            name = default_alignment_file(geometry)
-            tier = "" if self.unit == UNIT_WORDS else f" --tier {self.tier}"
-            if tier:
-                name = name[:-len(".json")] + f"_{unit_slug(self.unit)}.json"
+            name = default_alignment_file(geometry, self.unit)
+            # a tier's name may hold spaces or quotes: the command must paste into a shell as it is
+            tier = "" if self.unit == UNIT_WORDS else f" --tier {shlex.quote(self.tier)}"
             raise UserError(
                 f"alignment file {self.path} was made for frames of {self.geometry.describe()}, but model {model} "
                 f"has {geometry.describe()}; make a matching alignment with `python3 alignments/alignments_and_trans.py "
                 f"{geometry.cli_flags()}{tier} --output {name}` (or --model), then pass --path {name}")
-
-
-def unit_slug(unit: str) -> str:
-    """A unit as file names show it: phones -> phones, "My Tier" -> My_Tier."""
-    return re.sub(r"[^\w.\-]+", "_", unit).strip("_") or "unit"
 
 
 def utterance_to_dict(utt: Utterance, transcript_match: bool | None) -> dict:

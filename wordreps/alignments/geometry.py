@@ -6,6 +6,7 @@ A frame ``t`` of a model with hop ``H`` samples and receptive field ``R`` sample
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 
 from wordreps.common.errors import UserError
@@ -169,6 +170,18 @@ def sample_rate_label(geometry: FrameGeometry) -> str:
     return format_number(geometry.sample_rate_hz / 1000)
 
 
-def default_alignment_file(geometry: FrameGeometry) -> str:
-    """Default alignment JSON name for a geometry: alignments/audio_alignments_{stride_ms}_{rate_khz}.json."""
-    return f"alignments/audio_alignments_{stride_label(geometry)}_{sample_rate_label(geometry)}.json"
+def unit_slug(unit: str) -> str:
+    """A unit as file names show it: phones -> phones, "My Tier" -> My_Tier."""
+    return re.sub(r"[^\w.\-]+", "_", unit).strip("_") or "unit"
+
+
+def default_alignment_file(geometry: FrameGeometry, unit: str = "words", stride: str | None = None) -> str:
+    """Default alignment JSON name: alignments/audio_alignments_{stride_ms}_{rate_khz}.json, with _{unit} before
+    .json for units other than words. ``stride``: the stride as the user typed it (--stride 13.333), which names
+    the file instead of the geometry's hop rounded to 2 decimals.
+
+    The one naming rule: alignments_and_trans.py writes this name, the runner looks for it, and the error for a
+    mismatched alignment tells the user to make it."""
+    suffix = "" if unit == "words" else f"_{unit_slug(unit)}"
+    stride = stride if stride is not None else stride_label(geometry)
+    return f"alignments/audio_alignments_{stride}_{sample_rate_label(geometry)}{suffix}.json"

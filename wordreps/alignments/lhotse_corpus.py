@@ -45,7 +45,7 @@ from wordreps.alignments.utterances import (
     unit_noun,
 )
 from wordreps.common.atomic import atomic_path
-from wordreps.common.errors import UserError
+from wordreps.common.errors import UserError, one_line
 
 MANIFEST_RE = re.compile(r"\.(jsonl|json)(\.gz)?$", re.I)
 KINDS = ("cuts", "recordings", "supervisions")
@@ -137,7 +137,7 @@ def _load(path: Path, expected: str):
     try:
         manifest = lhotse.load_manifest(path)
     except Exception as err:  # lhotse raises ValueError, KeyError, JSON errors, ... on a bad file
-        detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        detail = one_line(f"{type(err).__name__}: {err}")
         raise UserError(f"{path} cannot be read as a lhotse manifest ({detail}); re-create it with lhotse") from err
     name = type(manifest).__name__
     if name != expected:
@@ -217,7 +217,7 @@ def _write_span(rec, sup, start_s: float, sample_rate_hz: int, out: Path) -> int
     try:
         samples = rec.load_audio(channels=channel, offset=start_s, duration=sup.duration)
     except Exception as err:  # missing file, URL unreachable, bad channel: lhotse raises many kinds
-        detail = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        detail = one_line(f"{type(err).__name__}: {err}")
         raise UserError(f"audio of supervision {sup.id} (recording {rec.id}) cannot be loaded with lhotse "
                         f"({detail}); check the recording's sources") from err
     samples = np.asarray(samples, dtype=np.float32).reshape(-1)
@@ -273,14 +273,16 @@ def align_lhotse(path: str, split: str | None, geometry: FrameGeometry, options:
         units, markers = _items_to_units(alignment[kind], start_s, float(sup.duration), where, options, lower)
         words = None
         word_kind = next((k for k in ("word", "words") if k in alignment), None)
-        if word_kind is not None:
+        if word_kind == kind and lower:  # the words tier: its units are the words, read once
+            words = [w.word for w in units]
+        elif word_kind is not None:
             word_units, _ = _items_to_units(alignment[word_kind], start_s, float(sup.duration), where, options,
                                             lower=True)
             words = [w.word for w in word_units]
         file, why = _whole_file(rec, sup, start_s, sr)
         if file is not None:
             num_samples = audio_num_samples(file, sr)
-            if abs(num_samples - rec.num_samples) > 0:
+            if num_samples != rec.num_samples:
                 raise UserError(f"audio file {file} has {num_samples} samples but recording {rec.id} says "
                                 f"{rec.num_samples}; the file changed since the manifest was made: re-create it")
             audio_path = file
@@ -294,7 +296,7 @@ def align_lhotse(path: str, split: str | None, geometry: FrameGeometry, options:
             audio_path = os.path.join(audio_dir, ids[sup.id] + ".wav")
             num_samples = _write_span(rec, sup, start_s, sr, Path(audio_path))
         builder.add(ids[sup.id], audio_path, num_samples, units, where=where,
-                    transcript=sup.text if sup.text is not None else None, words=words,
+                    transcript=sup.text, words=words,
                     transcript_where="the supervision's text", skipped=markers)
     if not builder.utterances and skipped:
         raise UserError(f"no supervision in {files.describe()} has a {' or '.join(map(repr, kinds))} alignment "

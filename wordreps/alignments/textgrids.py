@@ -87,12 +87,6 @@ def _find_tier(tiers: list[dict], path: str, name: str = WORDS_TIER) -> dict:
     return tier
 
 
-def has_tier(tier_names: list[str], name: str) -> bool:
-    """Whether a tier called ``name`` (or ``"<speaker> - name"``) is among ``tier_names``."""
-    want = name.strip().lower()
-    return any(n.strip().lower() == want or n.strip().lower().endswith(" - " + want) for n in tier_names)
-
-
 def _parse(path: str) -> tuple[list[dict], float]:
     text = _read_text(path)
     if not text.strip():
@@ -165,11 +159,9 @@ def read_textgrid_units(path: str | os.PathLike, tier: str, markers: MarkerRule 
                            skipped=skipped)
     if is_words:
         return result, result
-    if not has_tier(names, WORDS_TIER):
-        return result, None
     try:
         words_tier = _find_tier(tiers, path, WORDS_TIER)
-    except UserError:  # several speakers' word tiers: no single transcript to compare with
+    except UserError:  # no words tier, several speakers' ones, or a point tier: no transcript to compare with
         return result, None
     words, wskipped = _tier_units(words_tier, path, markers, lower=True)
     return result, TextGridWords(path=path, tier_names=names, words=words, xmax_s=xmax,

@@ -147,12 +147,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        if err.errno not in _LOCATION_ERRNOS:
+        if err.errno not in _LOCATION_ERRNOS or not _about_this_output(err, tmp, path):
             raise
         raise os_error_to_user(err, path) from err
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _about_this_output(err: OSError, tmp: Path, path: Path) -> bool:
+    """Whether ``err`` is about writing the output, not about something else the caller's block did (a file it
+    read): "choose another output location" would send the user after the wrong file."""
+    if err.errno in _NO_SPACE:
+        return True  # a write that ran out of room names no file (fh.write, fsync); reads never run out of room
+    ours = {os.path.abspath(tmp), os.path.abspath(path)}
+    named = [f for f in (err.filename, err.filename2) if f is not None]
+    return any(isinstance(f, (str, bytes, os.PathLike)) and os.path.abspath(os.fsdecode(f)) in ours for f in named)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

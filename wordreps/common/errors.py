@@ -21,9 +21,21 @@ def fail(message: str) -> NoReturn:
 EXIT_USER_ERROR = 2
 
 
-def _replay(caught: list) -> None:
+# How many run_cli calls are running now: the reproduction runner's main runs under run_cli and so does
+# every stage script it runs in-process (runpy), so calls nest.
+_depth = 0
+
+
+def _replay(caught: list, nested: bool) -> None:
     for w in caught:
-        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
+        if nested:
+            # warnings.showwarning would hand the warning to the enclosing run_cli's catch_warnings, which holds it
+            # until the whole run ends (and drops it if a later step fails): a step's warnings belong on stderr
+            # when that step ends, so write them as the default showwarning does
+            (w.file or sys.stderr).write(warnings.formatwarning(w.message, w.category, w.filename, w.lineno,
+                                                                w.line))
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
 
 def run_cli(main: Callable[[], int | None]) -> NoReturn:
@@ -31,24 +43,31 @@ def run_cli(main: Callable[[], int | None]) -> NoReturn:
 
     Python warnings raised while ``main`` runs (numpy's overflow on a damaged vector file, a library's
     deprecation notice) are held back and shown when ``main`` ends, so that none precedes the ``error:`` line;
-    after bad input they are dropped, since they only echo it.
+    after bad input they are dropped, since they only echo it. A run_cli inside another one's ``main`` (a step
+    the runner runs in-process) writes its warnings to stderr when its own ``main`` ends.
     """
+    global _depth
+    nested = _depth > 0
     caught: list = []
+    _depth += 1
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            code = main()
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                code = main()
+        finally:
+            _depth -= 1
     except UserError as err:
         message = " ".join(str(err).split())  # one line, whatever the message was built from
         print(f"error: {message}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:
-        _replay(caught)
+        _replay(caught, nested)
         print("interrupted: finished outputs are kept; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
     except BaseException:
-        _replay(caught)
+        _replay(caught, nested)
         raise
-    _replay(caught)
+    _replay(caught, nested)
     sys.exit(code or 0)
 
 

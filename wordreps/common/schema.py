@@ -146,10 +146,15 @@ def _descend(spec: Spec, value: Any, segment: str, label: str | None) -> None:
     try:
         spec.check(value)
     except Invalid as err:
-        err.path.insert(0, segment)
-        if label:
-            err.labels.insert(0, label)
+        _locate(err, segment, label)
         raise
+
+
+def _locate(err: Invalid, segment: str, label: str | None) -> None:
+    """Say where ``err`` happened, from the outside in (called as it propagates out of each level)."""
+    err.path.insert(0, segment)
+    if label:
+        err.labels.insert(0, label)
 
 
 @dataclass
@@ -164,8 +169,13 @@ class List(Spec):
     def check(self, value: Any) -> None:
         if not isinstance(value, list) or len(value) < self.min_len:
             raise self.fail(value)
+        # the element's place and label are built only on failure: an alignment has tens of thousands of words
         for i, element in enumerate(value):
-            _descend(self.item, element, f"[{i}]", self.label(i, element) if self.label else None)
+            try:
+                self.item.check(element)
+            except Invalid as err:
+                _locate(err, f"[{i}]", self.label(i, element) if self.label else None)
+                raise
 
 
 @dataclass
@@ -217,15 +227,22 @@ class Map(Spec):
     def check(self, value: Any) -> None:
         if not isinstance(value, dict):
             raise self.fail(value)
-        for k, v in value.items():
-            segment = f"[{json.dumps(k, ensure_ascii=False)}]"
+        for k, v in value.items():  # as in List: the key's place and label are built only on failure
             try:
                 self.key.check(k)
             except Invalid as err:
                 err.problem = "has a key that " + err.problem
-                err.path.insert(0, segment)
+                err.path.insert(0, _key_segment(k))
                 raise
-            _descend(self.value, v, segment, self.label(k, v) if self.label else None)
+            try:
+                self.value.check(v)
+            except Invalid as err:
+                _locate(err, _key_segment(k), self.label(k, v) if self.label else None)
+                raise
+
+
+def _key_segment(key: str) -> str:
+    return f"[{json.dumps(key, ensure_ascii=False)}]"
 
 
 def validate(obj: Any, spec: Spec, where: str, hint: str) -> None:

@@ -177,18 +177,29 @@ def geometry_of(spec: ModelSpec):
 
 
 def alignment_path_for(cfg: RunConfig, geometry) -> Path:
-    """``<alignments_dir>/audio_alignments_<stride>_<rate>.json``, with ``_phones`` for phone units."""
+    """``<alignments_dir>/audio_alignments_<stride>_<rate>.json``, with ``_phones`` for phone units: the name
+    alignments_and_trans.py gives by default."""
     from wordreps.alignments.geometry import default_alignment_file
 
-    name = Path(default_alignment_file(geometry)).name
-    if cfg.units != "words":
-        name = name[:-len(".json")] + f"_{cfg.units}.json"
-    return Path(cfg.alignments_dir) / name
+    return Path(cfg.alignments_dir) / Path(default_alignment_file(geometry, cfg.units)).name
+
+
+def keys_file_name(units: str) -> str:
+    """The keys file of a run: words_in_order.json, phones_in_order.json."""
+    from wordreps.alignments.geometry import unit_slug
+
+    return f"{unit_slug(units)}_in_order.json"
+
+
+def unit_models(cfg: RunConfig) -> list[ModelSpec]:
+    """The models of the run that have ``cfg.units``: all of them for words, the audio ones otherwise (text
+    models have no phones)."""
+    return cfg.models if cfg.units == "words" else [s for s in cfg.models if s.modality != "text"]
 
 
 def units_check(cfg: RunConfig) -> list[Step]:
-    """With phone units, text models cannot run: an error for models the user named, a skipped step (and the
-    model left out) for the default list."""
+    """With phone units, text models cannot run: an error for models the user named, a skipped step for the
+    default list (:func:`unit_models` leaves them out; ``cfg`` is not changed, so a plan can be built again)."""
     if cfg.units == "words":
         return []
     text = [s for s in cfg.models if s.modality == "text"]
@@ -196,7 +207,6 @@ def units_check(cfg: RunConfig) -> list[Step]:
         raise UserError(f"--units {cfg.units}: {', '.join(s.slug for s in text)} "
                         f"{'is a text model' if len(text) == 1 else 'are text models'}, and text models have no "
                         f"{cfg.units}; name only audio models (speech, audio) in --models, or drop --units")
-    cfg.models = [s for s in cfg.models if s.modality != "text"]
     return [Step(f"{s.slug}: a text model, which has no {cfg.units} (--units {cfg.units})", "", [], [],
                  done=lambda: True) for s in text]
 
@@ -231,13 +241,14 @@ def _sha(path: Path) -> str | None:
 def build_plan(cfg: RunConfig) -> list[Step]:
     """Every step of a run in order. Later steps' done-checks look at earlier steps' outputs lazily."""
     steps: list[Step] = units_check(cfg)
+    models = unit_models(cfg)
     if cfg.download:
         root = Path("datasets")
         steps.append(Step("download LibriSpeech dev-clean and its MFA alignments", "datasets/download_librispeech.py",
                           ["--root", str(root)],
                           [root / "librispeech-clean-16k" / ".dev-clean.done.json",
                            root / "alignments" / ".dev-clean.done.json"]))
-    runnable = [s for s in cfg.models if s.family.available()]
+    runnable = [s for s in models if s.family.available()]
     geometries = {}
     for spec in runnable:
         geo = geometry_of(spec)
@@ -261,7 +272,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
                            "--receptive_field", str(geo.receptive_field_samples), *tier, "--quiet"], [path]))
     steps += cfg.setup_steps  # models built for the run (the demo's tiny models) may need the word lists
     slugs = []
-    for spec in cfg.models:
+    for spec in models:
         geo = geometry_of(spec)
         alignment = alignment_path_for(cfg, geo) if geo is not None else text_alignment
         folder = cfg.embeddings_dir / spec.slug
@@ -300,7 +311,7 @@ def build_plan(cfg: RunConfig) -> list[Step]:
                            "--embeddings_dir", str(cfg.embeddings_dir), "--out_dir", str(cfg.matrices_dir),
                            "--no_progress"], [],
                           done=lambda i=info: _json_field_equals(i, "keys_sha256", _sha(keys))))
-    by_slug = {s.slug: s for s in cfg.models}
+    by_slug = {s.slug: s for s in models}
     pairs = [(a, b) for i, a in enumerate(slugs) for b in slugs[i:]]
     for a, b in pairs:
         # every measure's files in one folder per pair (results/cka, where experiment_CKA.py writes the same)
@@ -415,16 +426,22 @@ def thesis_config(args) -> RunConfig:
             spec.model = args.glove
         spec.extra_args += _easyaudio_args(args, spec)
         specs.append(spec)
-    out_root = args.out_root or "outputs"
+    return _run_config(args, specs, args.out_root or "outputs", textgrid_path="datasets/alignments",
+                       audio_root_16k="datasets/librispeech-clean-16k",
+                       audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
+                       download=not args.no_download)
+
+
+def _run_config(args, specs: list[ModelSpec], out_root: str | Path, precision: str = "auto",
+                **where) -> RunConfig:
+    """What the thesis run and the demo run take from the command line alike; ``where``: the RunConfig fields
+    in which they differ (corpus, folders, ASIF sweep). ``precision``: the default when --precision is not given."""
     units = getattr(args, "units", "words")
-    keys = "words_in_order.json" if units == "words" else f"{units}_in_order.json"
-    return RunConfig(models=specs, textgrid_path="datasets/alignments", audio_root_16k="datasets/librispeech-clean-16k",
-                     audio_root_24k="datasets/librispeech-clean-24k", alignments_dir="alignments",
-                     out_root=out_root, keys_path=str(Path(out_root) / keys), device=args.device,
-                     precision=getattr(args, "precision", None) or "auto", download=not args.no_download, units=units,
+    return RunConfig(models=specs, out_root=str(out_root), keys_path=str(Path(out_root) / keys_file_name(units)),
+                     device=args.device, precision=getattr(args, "precision", None) or precision, units=units,
                      explicit_models=bool(args.models), extra_step_args=_glove_args(args),
                      num_threads=getattr(args, "num_threads", None), no_progress=getattr(args, "no_progress", False),
-                     skip_too_short=getattr(args, "skip_too_short", False))
+                     skip_too_short=getattr(args, "skip_too_short", False), **where)
 
 
 def _easyaudio_args(args, spec: ModelSpec) -> list[str]:
@@ -474,20 +491,14 @@ def demo_config(args) -> RunConfig:
         specs = [parse_model(m) for m in args.models]
         for spec in specs:
             spec.extra_args += _easyaudio_args(args, spec)
-    alignments_dir = out_root / "alignments"
     units = getattr(args, "units", "words")
-    keys = "words_in_order.json" if units == "words" else f"{units}_in_order.json"
-    cfg = RunConfig(models=specs, textgrid_path=str(DEMO / "alignments"),
-                    audio_root_16k=str(DEMO / "librispeech-clean-16k"),
-                    audio_root_24k=str(out_root / "librispeech-clean-24k"), alignments_dir=str(alignments_dir),
-                    out_root=str(out_root), keys_path=str(out_root / keys), device=args.device,
-                    # float32 unless asked: the docs quote the demo's figures, which must not depend on whether
-                    # this CPU has native bfloat16
-                    precision=getattr(args, "precision", None) or "float32", asif_k=[8, 16, 32, 64],
-                    asif_p=[1.0, 4.0, 8.0],
-                    units=units, explicit_models=bool(args.models), extra_step_args=_glove_args(args),
-                    num_threads=getattr(args, "num_threads", None), no_progress=getattr(args, "no_progress", False),
-                    skip_too_short=getattr(args, "skip_too_short", False))
+    cfg = _run_config(args, specs, out_root,
+                      # float32 unless asked: the docs quote the demo's figures, which must not depend on whether
+                      # this CPU has native bfloat16
+                      precision="float32",
+                      textgrid_path=str(DEMO / "alignments"), audio_root_16k=str(DEMO / "librispeech-clean-16k"),
+                      audio_root_24k=str(out_root / "librispeech-clean-24k"),
+                      alignments_dir=str(out_root / "alignments"), asif_k=[8, 16, 32, 64], asif_p=[1.0, 4.0, 8.0])
     text_alignment = alignment_path_for(cfg, geometry_for_model("wav2vec2"))
     cfg.setup_steps = [
         Step("tiny speech models (random weights)", "tools/make_tiny_speech.py",

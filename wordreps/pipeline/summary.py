@@ -22,6 +22,8 @@ def _load(path: Path) -> dict | None:
 
 def write_summary(cfg, records: list[dict], seconds: float) -> Path:
     """Write ``<out_root>/summary.md`` from the files the run left; returns its path."""
+    from wordreps.pipeline.runner import unit_models
+
     root = Path(cfg.out_root)
     out = root / "summary.md"
     lines = ["# Layer-wise comparison: run summary", ""]
@@ -36,19 +38,21 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
                   + ", ".join(f"`{m}`" for m in keys["models"]) + ".", ""]
     lines += ["## Models", "", f"| folder | kind | model | layers | dim | {units} without a vector |",
               "|---|---|---|---|---|---|"]
-    for spec in cfg.models:
-        manifest = _load(cfg.embeddings_dir / spec.slug / "manifest.json")
+    # each manifest once: a full run's hold every utterance's word list (megabytes per model)
+    models = unit_models(cfg)  # text models have no phones: not in a phones run's table
+    state = {spec.slug: _embeddings_state(cfg.embeddings_dir / spec.slug) for spec in models}
+    for spec in models:
+        manifest, missing = state[spec.slug]
         if manifest is None:
             lines.append(f"| {spec.slug} | {spec.kind} | `{spec.model}` | not run | | |")
             continue
-        missing = _count_missing(cfg.embeddings_dir / spec.slug)
         lines.append(f"| {spec.slug} | {spec.kind} | `{manifest['model']}` | {manifest['num_layers']} | "
                      f"{manifest['dim']} | {missing} |")
-    for spec in cfg.models:
-        lines += too_short_lines(spec.slug, _load(cfg.embeddings_dir / spec.slug / "manifest.json"))
-    for spec in cfg.models:
+    for spec in models:
+        lines += too_short_lines(spec.slug, state[spec.slug][0])
+    for spec in models:
         if spec.kind == "glove":
-            lines += glove_oov_lines(spec.slug, _load(cfg.embeddings_dir / spec.slug / "manifest.json"))
+            lines += glove_oov_lines(spec.slug, state[spec.slug][0])
     from wordreps.analysis.measures import measure
 
     titles = ", ".join(f"{measure(m).title} ({measure(m).reference})" for m in cfg.measures)
@@ -63,8 +67,12 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
         if res is None:
             continue
         cells = [(v, i, j) for i, row in enumerate(res["values"]) for j, v in enumerate(row) if v is not None]
-        best = (f"highest {measure(first).title} {max(cells)[0]:.3f} at layers ({res['model1']['layers'][max(cells)[1]]}, "
-                f"{res['model2']['layers'][max(cells)[2]]})") if cells else f"{measure(first).title} undefined everywhere"
+        if cells:
+            top, i, j = max(cells)
+            best = (f"highest {measure(first).title} {top:.3f} at layers ({res['model1']['layers'][i]}, "
+                    f"{res['model2']['layers'][j]})")
+        else:
+            best = f"{measure(first).title} undefined everywhere"
         lines += [f"### {res['model1']['name']} vs {res['model2']['name']}", "",
                   f"n = {res['num_rows']}; {best}. "
                   f"Files: `{_rel(folder, root)}/{{{','.join(cfg.measures)}}}.{{json,csv,png}}`", ""]
@@ -74,7 +82,7 @@ def write_summary(cfg, records: list[dict], seconds: float) -> Path:
             png = folder / f"{metric}.png"
             if png.is_file():
                 lines.append(f"![{measure(metric).title}]({_rel(png, root)})")
-            values = (_load(folder / f"{metric}.json") or {}).get("values") or []
+            values = ((res if metric == first else _load(folder / f"{metric}.json")) or {}).get("values") or []
             if values and all(v is None for row in values for v in row):
                 empty.append(measure(metric).title)
         if (folder / "correspondence.png").is_file():
@@ -163,12 +171,14 @@ def _layer_of(inputs: dict, which: int) -> str:
     return name.replace("layer_", "") if name.startswith("layer_") else name or "?"
 
 
-def _count_missing(folder: Path) -> int:
+def _embeddings_state(folder: Path) -> tuple[dict | None, int]:
+    """(a model's manifest, or None when it has none; how many occurrences have no vector)."""
     from wordreps.common.errors import UserError
     from wordreps.embeddings.store import EmbeddingSet
 
     try:
         emb = EmbeddingSet.open(folder)
-        return sum(len(emb.missing(u)) for u in emb.done_ids())
+        return emb.manifest, sum(len(emb.missing(u)) for u in emb.done_ids())
     except UserError:
-        return 0
+        # not run, or a folder the store refuses: show what the manifest says, without a count
+        return _load(folder / "manifest.json"), 0
