@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import queue
 import sys
@@ -554,8 +555,10 @@ def run_extraction(backend: Backend, args: argparse.Namespace, alignment=None) -
     """Extract this shard's utterances into the model folder (resuming) and return the folder. ``alignment``:
     ``args.path`` already loaded (GloVe reads it first for the vocabulary)."""
     # full float32 wherever the model computes in float32 (no TF32), deterministic cuDNN; the user's settings come
-    # back when the run ends (common/precision.exact_float32)
-    with exact_float32(deterministic=True):
+    # back when the run ends (common/precision.exact_float32). A backend without a torch device (GloVe's table
+    # lookups) has no such settings to fix, and importing torch for them would cost it seconds for nothing.
+    settings = exact_float32(deterministic=True) if backend.device is not None else contextlib.nullcontext()
+    with settings:
         return _run_extraction(backend, args, alignment)
 
 
