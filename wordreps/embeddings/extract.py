@@ -233,9 +233,12 @@ def library_versions(family_name: str) -> dict[str, str]:
     and numpy. The same for every process: never "whatever happens to be imported" (the runner runs stages in
     one process, after other families' libraries were loaded)."""
     from wordreps.common.versions import module_version
-    from wordreps.embeddings.families import FAMILIES
+    from wordreps.embeddings.families import family
 
-    libraries = next((f.libraries for f in FAMILIES if f.name == family_name), ())
+    try:
+        libraries = family(family_name).libraries
+    except UserError:  # a backend outside the table (a test's stand-in): python and numpy only
+        libraries = ()
     out = {"python": f"{sys.version_info.major}.{sys.version_info.minor}", "numpy": np.__version__}
     for name in libraries:
         version = module_version(name)
