@@ -150,8 +150,8 @@ def _ast_matches(name: str) -> bool:
     if os.path.isdir(name):
         return _model_type(name) == AST_MODEL_TYPE
     base = _base_name(name)
-    return "ast" in base.split("-") or base == "ast" or base.startswith(("ast_", "audio-spectrogram-transformer",
-                                                                        "audio_spectrogram_transformer"))
+    return "ast" in base.split("-") or base.startswith(("ast_", "audio-spectrogram-transformer",
+                                                       "audio_spectrogram_transformer"))
 
 
 def _ast_geometry(name: str) -> FrameGeometry | None:

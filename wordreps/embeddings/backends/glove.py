@@ -50,7 +50,6 @@ _FIRST_LINE_MAX_BYTES = 1 << 20   # a 4096-dim text line is ~50 kB; more than th
 FORMATS = ("auto", "glove", "word2vec", "word2vec-bin", "kv", "npy")
 
 
-
 def _strip_compression(name: str) -> str:
     for ext in _COMPRESSED:
         if name.lower().endswith(ext):
@@ -558,5 +557,3 @@ def load_glove_backend(path: str | os.PathLike, device: object = None, *, vocab:
 
         vocab = vocabulary_of(load_alignment(alignment).utterances)
     return GloVeBackend(path, vocab, cache_dir=cache_dir, fmt=fmt, oov=oov)
-
-

@@ -132,8 +132,6 @@ class S3prlBackend(SpeechBackend):
         return list(states), [min(f, max_t) for f in frames]
 
 
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 def load_s3prl_backend(model: str, device: torch.device | str, s3prl_ckpt: str | None = None,
