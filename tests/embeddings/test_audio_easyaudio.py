@@ -62,6 +62,18 @@ def test_geometry_and_layers_follow_the_registry(hub):
     assert enc.family == "easyaudio" and enc.needs_audio
 
 
+def test_refusals_come_before_the_model_is_loaded(hub, monkeypatch):
+    """--torch_compile with BEATs, and an unknown name, are refused before easyaudio downloads or builds anything."""
+    import wordreps.embeddings.backends.easyaudio as adapter
+
+    # pytest.fail raises a BaseException, which the adapter's "could not load" handler does not turn into an error
+    monkeypatch.setattr(adapter, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    with pytest.raises(UserError, match="--torch_compile is for EnCodecMAE models .*not BEATs"):
+        adapter.load_easyaudio_backend("BEATs_iter3", "cpu", torch_compile=True)
+    with pytest.raises(UserError, match="unknown easyaudio model 'byola_2048'; known: encodecmae_small"):
+        adapter.load_easyaudio_backend("byola_2048", "cpu")
+
+
 def test_encodecmae_word_vectors_are_means_of_the_models_frames(hub, tmp_path):
     json_path, audio = make_corpus(tmp_path, ENCODECMAE, {"u1": {"duration_s": 3.7, "seed": 1}})
     (item,) = items_for(json_path, audio)

@@ -231,10 +231,12 @@ def test_bad_models_give_one_line(setup, tmp_path):
     (not_model / "weights.bin").write_bytes(b"\0" * 10)
     not_ckpt = tmp_path / "model.pt"
     not_ckpt.write_text("not a checkpoint")
+    missing = tmp_path / "missing.pt"  # a checkpoint name, not an s3prl upstream to download
     cases = {
         "no_such_model": "unknown model no_such_model: not an s3prl upstream",
         str(not_model): "without config.json",
         str(not_ckpt): "cannot be loaded",
+        str(missing): f"s3prl checkpoint file {missing} does not exist; check the path",
     }
     procs = {m: subprocess.Popen(speech_cmd(m, setup["al"], tmp_path / "emb"), cwd=REPO, env=script_env(),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in cases}

@@ -160,9 +160,12 @@ def test_missing_words_are_nan_rows_and_recorded(corpus, tmp_path):
         assert emb.missing(uid) == expect
         arr = emb.load(uid)
         assert np.isnan(arr[:, expect]).all() and np.isfinite(np.delete(arr, expect, axis=1)).all()
-    # a backend that cannot miss words producing NaN is the model's overflow, not a missing word
-    with pytest.raises(UserError, match="non-finite value"):
+    # a backend that cannot miss words producing NaN is the model's overflow, not a missing word; the stand-in is
+    # a float32 text model: neither --precision float32 nor an audio file can be the advice
+    with pytest.raises(UserError, match="non-finite value") as refused:
         run_extraction(StandIn(missing={"w1"}, can_miss=False), _args(corpus, tmp_path / "emb2"))
+    assert str(refused.value).endswith("layer 0; it computed in float32 from text, so check the model's weights "
+                                       "(a damaged or untrained checkpoint)")
 
 
 def test_finalize_rejects_partial_nan_and_inf():
@@ -170,11 +173,20 @@ def test_finalize_rejects_partial_nan_and_inf():
     u = Utterance("u", "a", "", 100, 16000, [Word("a", 0, 1, 0, 0), Word("b", 1, 2, 0, 0)])
     arr = np.ones((2, 2, 3), np.float32)
     arr[0, 1, 0] = np.nan
-    with pytest.raises(UserError, match=r"word #1 \('b'\), layer 0"):
-        finalize_array(u, arr, num_layers=2, dim=3, dtype="float16", words_can_be_missing=True, model_name="m")
+    with pytest.raises(UserError, match=r"word #1 \('b'\), layer 0; run it in full precision \(--precision float32\) "
+                                        r"or check the audio file a for corrupt samples$"):
+        finalize_array(u, arr, num_layers=2, dim=3, dtype="float16", words_can_be_missing=True, model_name="m",
+                       precision="bfloat16", needs_audio=True)
     arr[0, 1, 0] = np.inf
-    with pytest.raises(UserError, match="non-finite"):
-        finalize_array(u, arr, num_layers=2, dim=3, dtype="float32", words_can_be_missing=True, model_name="m")
+    # already float32: only the audio is left to suspect
+    with pytest.raises(UserError, match=r"non-finite value \(NaN/Inf\) .*layer 0; check the audio file a for "
+                                        r"corrupt samples$"):
+        finalize_array(u, arr, num_layers=2, dim=3, dtype="float32", words_can_be_missing=True, model_name="m",
+                       precision="float32", needs_audio=True)
+    # a text model at bfloat16: no audio file to check
+    with pytest.raises(UserError, match=r"layer 0; run it in full precision \(--precision float32\)$"):
+        finalize_array(u, arr, num_layers=2, dim=3, dtype="float32", words_can_be_missing=True, model_name="m",
+                       precision="bfloat16", needs_audio=False)
 
 
 def test_geometry_mismatch_names_the_alignment_to_make(corpus, tmp_path):

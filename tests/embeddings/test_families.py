@@ -22,6 +22,7 @@ from wordreps.embeddings.families import (
     family,
     family_for,
     geometry_for_model,
+    is_s3prl_checkpoint,
 )
 from wordreps.pipeline.runner import parse_model
 
@@ -83,6 +84,20 @@ def test_within_a_kind_unknown_names_go_to_the_kinds_default_family():
     assert family_for("wav2vec2", "speech").name == "s3prl"
     with pytest.raises(UserError, match="unknown model kind 'video'"):
         family_for("x", "video")
+
+
+def test_an_s3prl_checkpoint_is_a_file_or_a_checkpoint_name_never_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "converted").write_bytes(b"\0")          # an existing file, whatever its name
+    (tmp_path / "odd.pt").mkdir()                          # a folder, whatever its name
+    (tmp_path / "wav2vec2").mkdir()                        # a folder named like an s3prl upstream
+    (tmp_path / "wav2vec2" / "config.json").write_text(json.dumps({"model_type": "wav2vec2"}))
+    assert [is_s3prl_checkpoint(n) for n in ("converted", "later/made.pt", "x.ckpt", "odd.pt", "wav2vec2", "hubert")] \
+        == [True, True, True, False, False, False]
+    assert family_for("wav2vec2", "speech").name == "hf-speech"   # the local folder, not s3prl's upstream
+    assert family_for("hubert", "speech").name == "s3prl"         # no such folder here: the hub name
+    assert family("s3prl").model_args("converted") == ["--s3prl_ckpt", "converted"]
+    assert family("s3prl").model_args("odd.pt") == ["--model", "odd.pt"]
 
 
 def test_the_runner_reads_kinds_and_folders_from_the_table():

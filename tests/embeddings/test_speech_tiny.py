@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,28 @@ def test_a_word_past_an_items_own_frames_is_refused_in_a_padded_batch(name):
     fine = Utterance("long", "-", "", 32000, 16000, [Word("w", 0.1, 0.2, 5, 9)])
     with pytest.raises(UserError, match=r"utterance short, word #0 \('late'\) starts at frame 60 .* only 49 frames"):
         backend.embed([BatchItem(late, short), BatchItem(fine, long_)])
+
+
+def test_a_local_folder_with_an_s3prl_upstreams_name_is_the_hugging_face_model(tmp_path, monkeypatch):
+    """``--model wav2vec2`` where ./wav2vec2 is a save_pretrained folder: the folder, not s3prl's hub upstream."""
+    import torch
+
+    source = tiny_model("tiny-wav2vec2-layer")
+    shutil.copytree(source, tmp_path / "wav2vec2")
+    monkeypatch.chdir(tmp_path)
+    assert "wav2vec2" in s3prl_hub_names()  # the bare name is an s3prl upstream's as well
+    backend = load_backend("speech", "wav2vec2", "cpu", precision="float32")
+    config = json.loads((source / "config.json").read_text())
+    assert (backend.family, backend.model_name) == ("hf-speech", "wav2vec2")
+    assert (backend.num_layers, backend.dim) == (config["num_hidden_layers"] + 1, config["hidden_size"])
+    # the folder's own weights: its hidden states are those transformers computes from the original folder
+    audio = (0.1 * np.random.default_rng(2).standard_normal(8000)).astype(np.float32)
+    with torch.inference_mode():
+        states, frames = backend._hidden([torch.from_numpy(audio)])
+    want = reference("tiny-wav2vec2-layer", audio)
+    assert frames == [len(want[0])]
+    for got, expected in zip(states, want):
+        np.testing.assert_allclose(got[0].numpy(), expected, rtol=1e-4, atol=1e-4 * float(np.abs(expected).max()))
 
 
 def test_loading_an_s3prl_checkpoint_prints_no_upstream_deprecation_noise():

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import numpy as np
 import pytest
 
 from tests.helpers.faults import assert_refused
-from tests.helpers.scripts import error_lines, run_script
+from tests.helpers.scripts import REPO, error_lines, run_script, script_env
 from tests.helpers.text import UTTERANCES, all_words, items, utterances, write_alignment_json
 from wordreps.common.errors import UserError
 from wordreps.embeddings.backends.glove import load_glove_backend, load_vocab_vectors, read_vector_file
@@ -259,6 +262,31 @@ def test_script_writes_vectors_and_records_missing_words(glove, tmp_path):
             else:
                 np.testing.assert_array_equal(got[0, i], rows[w.word])
     assert len(list(cache.glob("*.npz"))) == 1
+
+
+def test_script_runs_without_importing_torch(glove, tmp_path):
+    """GloVe is a table lookup: its script (no --precision, no --num_threads) must not pay for loading torch, and
+    its manifest records the CPU and float32 as it did when torch was imported for that."""
+    path, _ = glove
+    alignment = write_alignment_json(tmp_path / "al.json")
+    out_dir = tmp_path / "emb"
+    argv = [GLOVE, "--glove", str(path), "--path", str(alignment), "--out_dir", str(out_dir), "--glove_cache",
+            str(tmp_path / "cache"), "--no_progress"]
+    # the script run as __main__ in a fresh interpreter, which then says whether torch was loaded
+    driver = ("import runpy, sys\n"
+              f"sys.argv = {argv!r}\n"
+              "try:\n"
+              f"    runpy.run_path({str(REPO / GLOVE)!r}, run_name='__main__')\n"
+              "except SystemExit as exc:\n"
+              "    assert exc.code in (0, None), exc.code\n"
+              "print('torch imported:', 'torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", driver], cwd=REPO, env=script_env(), capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "torch imported: False", proc.stdout
+    manifest = json.loads((out_dir / "glove" / "manifest.json").read_text())
+    assert manifest["compute"] == {"device_type": "cpu", "precision": "float32", "pooling": "float32"}
+    assert len(list((out_dir / "glove" / "utts").glob("*.npy"))) == len(utterances())
 
 
 @pytest.mark.parametrize("case", ["wrong_width", "default_missing"])

@@ -13,6 +13,7 @@ from tests.helpers.corpora import (MFA, SR, align_in_process, copy_mfa, noise, p
                                    textgrid_text, write_audio)
 from tests.helpers.faults import assert_refused
 from tests.helpers.scripts import run_script
+from tests.helpers.text import items, utterances
 from wordreps.embeddings.backends.glove_oov import compose, stanford_split
 from wordreps.pipeline.summary import glove_oov_losses
 
@@ -39,6 +40,28 @@ def test_compose_is_the_mean_of_the_pieces():
     np.testing.assert_array_equal(compose("don't", table.get), [2.0, 0.0])
     assert compose("can't", table.get) is None     # "ca" has no vector
     assert compose("table", table.get) is None     # not split: nothing to compose
+
+
+def test_a_corpus_word_is_split_once_at_load_not_at_each_occurrence(tmp_path, monkeypatch):
+    from wordreps.embeddings.backends import glove_oov
+    from wordreps.embeddings.backends.glove import load_glove_backend
+
+    vectors = _glove_file(tmp_path / "vectors.txt", ["i", "'m", "do", "n't", "the"])
+    spec = {"u1": ["I'm", "the", "don't", "can't", "i'm"]}
+    backend = load_glove_backend(tmp_path / "vectors.txt", utterances=utterances(spec), cache_dir=tmp_path / "cache",
+                                 oov="compose")
+    monkeypatch.setattr(glove_oov, "stanford_split", lambda w: pytest.fail(f"{w!r} split again at lookup"))
+    (out,) = backend.embed(items(utterances(spec)))
+
+    def mean(*words):
+        return np.mean([vectors[w].astype(np.float64) for w in words], axis=0).astype(np.float32)
+
+    expected = [mean("i", "'m"), vectors["the"], mean("do", "n't"), None, mean("i", "'m")]
+    for i, want in enumerate(expected):
+        if want is None:  # "ca" has no vector: can't stays missing
+            assert np.isnan(out[0, i]).all()
+        else:
+            np.testing.assert_array_equal(out[0, i], want)
 
 
 def _corpus(tmp_path: Path, tier: str = "words") -> Path:

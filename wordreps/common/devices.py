@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Mapping
 
 from wordreps.common.errors import UserError
@@ -98,8 +99,11 @@ def describe_device(device) -> dict:
     """What the manifest records about the device: type, and for a GPU its name and compute capability.
 
     A CPU's model is not recorded: float32 results differ between CPUs only in the last bits, and a folder
-    must stay resumable on another CPU machine of the same software versions.
+    must stay resumable on another CPU machine of the same software versions. ``None`` is a backend without a
+    torch device (GloVe's lookups run on the CPU): recorded as the CPU, without importing torch for it.
     """
+    if device is None:
+        return {"device_type": "cpu"}
     import torch
 
     device = torch.device(device)
@@ -112,9 +116,11 @@ def describe_device(device) -> dict:
 
 def is_out_of_memory(err: BaseException) -> bool:
     """True for an allocation failure of torch (CUDA or CPU), cuBLAS or cuDNN, whatever its wording."""
-    import torch
-
-    if isinstance(err, (MemoryError, torch.OutOfMemoryError)):
+    if isinstance(err, MemoryError):
+        return True
+    # a run that never loaded torch (GloVe) cannot have raised a torch error: do not import it just to ask
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(err, torch.OutOfMemoryError):
         return True
     text = str(err).lower()
     return isinstance(err, RuntimeError) and any(marker in text for marker in _OOM_MARKERS)

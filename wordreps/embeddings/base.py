@@ -93,4 +93,4 @@ class Backend(ABC):
         """The manifest's ``compute`` record: device (GPU name), precision. Folders refuse a run that differs."""
         from wordreps.common.precision import compute_record
 
-        return compute_record(self.device if self.device is not None else "cpu", self.precision)
+        return compute_record(self.device, self.precision)  # None (no torch device): recorded as the CPU

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import os
 import queue
 import sys
@@ -179,12 +180,15 @@ def plan_batches(utterances: Sequence[Utterance], cost: Callable[[Utterance], fl
 
 
 def finalize_array(utt: Utterance, array: np.ndarray, *, num_layers: int, dim: int, dtype: str,
-                   words_can_be_missing: bool, model_name: str) -> tuple[np.ndarray, list[int]]:
+                   words_can_be_missing: bool, model_name: str, precision: str = "float32",
+                   needs_audio: bool = False) -> tuple[np.ndarray, list[int]]:
     """Check one backend output and convert it to the stored dtype; returns (array, missing positions).
 
     A row that is NaN in every layer is a word with no vector (allowed only for backends that can miss
-    words, e.g. GloVe's out-of-vocabulary words); any other NaN or Inf is the model's overflow. A finite value
-    outside float16's range stops the run with a hint to use --dtype float32: never an Inf on disk.
+    words, e.g. GloVe's out-of-vocabulary words); any other NaN or Inf is the model's overflow, refused with
+    the advice that fits the run (``precision``: the backend's compute precision; ``needs_audio``: an audio
+    model, whose input file may be damaged). A finite value outside float16's range stops the run with a hint
+    to use --dtype float32: never an Inf on disk.
     """
     expected = (num_layers, len(utt.words), dim)
     array = np.asarray(array)
@@ -203,9 +207,16 @@ def finalize_array(utt: Utterance, array: np.ndarray, *, num_layers: int, dim: i
             bad[:, nan_rows, :] = True
         if bad.any():
             layer, pos, _ = (int(i) for i in np.argwhere(bad)[0])
+            advice = []
+            if precision != "float32":  # a float32 run cannot be helped by asking for float32
+                advice.append("run it in full precision (--precision float32)")
+            if needs_audio:
+                advice.append(f"check the audio file {utt.audio_path} for corrupt samples")
+            if not advice:
+                advice.append("it computed in float32 from text, so check the model's weights (a damaged or "
+                              "untrained checkpoint)")
             raise UserError(f"{model_name} produced a non-finite value (NaN/Inf) for utterance {utt.utt_id}, "
-                            f"word #{pos} ({utt.words[pos].word!r}), layer {layer}; run it in full precision "
-                            "(--precision float32) or check the audio file for corrupt samples")
+                            f"word #{pos} ({utt.words[pos].word!r}), layer {layer}; {' or '.join(advice)}")
     if dtype == "float16" and array.size:
         peak = np.abs(np.where(finite, array, 0.0))
         if float(peak.max()) > _FP16_MAX:
@@ -222,9 +233,12 @@ def library_versions(family_name: str) -> dict[str, str]:
     and numpy. The same for every process: never "whatever happens to be imported" (the runner runs stages in
     one process, after other families' libraries were loaded)."""
     from wordreps.common.versions import module_version
-    from wordreps.embeddings.families import FAMILIES
+    from wordreps.embeddings.families import family
 
-    libraries = next((f.libraries for f in FAMILIES if f.name == family_name), ())
+    try:
+        libraries = family(family_name).libraries
+    except UserError:  # a backend outside the table (a test's stand-in): python and numpy only
+        libraries = ()
     out = {"python": f"{sys.version_info.major}.{sys.version_info.minor}", "numpy": np.__version__}
     for name in libraries:
         version = module_version(name)
@@ -554,8 +568,10 @@ def run_extraction(backend: Backend, args: argparse.Namespace, alignment=None) -
     """Extract this shard's utterances into the model folder (resuming) and return the folder. ``alignment``:
     ``args.path`` already loaded (GloVe reads it first for the vocabulary)."""
     # full float32 wherever the model computes in float32 (no TF32), deterministic cuDNN; the user's settings come
-    # back when the run ends (common/precision.exact_float32)
-    with exact_float32(deterministic=True):
+    # back when the run ends (common/precision.exact_float32). A backend without a torch device (GloVe's table
+    # lookups) has no such settings to fix, and importing torch for them would cost it seconds for nothing.
+    settings = exact_float32(deterministic=True) if backend.device is not None else contextlib.nullcontext()
+    with settings:
         return _run_extraction(backend, args, alignment)
 
 
@@ -578,7 +594,8 @@ def _run_extraction(backend: Backend, args: argparse.Namespace, alignment=None) 
 
     def finalize(utt: Utterance, array: np.ndarray):
         return finalize_array(utt, array, num_layers=backend.num_layers, dim=backend.dim, dtype=args.dtype,
-                              words_can_be_missing=can_miss, model_name=backend.model_name)
+                              words_can_be_missing=can_miss, model_name=backend.model_name,
+                              precision=backend.precision, needs_audio=backend.needs_audio)
 
     log = store.DoneLog(plan.folder, plan.shard_id, plan.num_shards)
     writer = _Writer(plan.folder, log, finalize)

@@ -98,14 +98,24 @@ def _hf_text_matches(name: str) -> bool:
     return model_type is not None and model_type not in HF_SPEECH_TYPES and model_type != AST_MODEL_TYPE
 
 
+def is_s3prl_checkpoint(name: str) -> bool:
+    """A converted s3prl checkpoint (wav2vec2_custom): an existing file, or a ``.pt``/``.ckpt`` name (possibly
+    still to be made by an earlier step; its loader says so when it is still missing). Never a folder."""
+    if os.path.isdir(name):
+        return False
+    return os.path.isfile(name) or name.endswith((".pt", ".ckpt"))
+
+
 def _s3prl_matches(name: str) -> bool:
-    if os.path.isfile(name) or name.endswith((".pt", ".ckpt")):
-        return True  # a converted checkpoint (wav2vec2_custom), possibly still to be made by an earlier step
+    if os.path.isdir(name):
+        return False  # a local folder (./wav2vec2 made by save_pretrained) is a Hugging Face model, not a hub name
+    if is_s3prl_checkpoint(name):
+        return True
     return "/" not in name and (name in s3prl_hub_names() or bool(_CONV_STACK_NAME.fullmatch(name.lower())))
 
 
 def _s3prl_geometry(name: str) -> FrameGeometry | None:
-    if os.path.isfile(name) or name.endswith((".pt", ".ckpt")) or _CONV_STACK_NAME.fullmatch(_base_name(name)):
+    if is_s3prl_checkpoint(name) or _CONV_STACK_NAME.fullmatch(_base_name(name)):
         return WAV2VEC2_CONV
     return None  # other upstreams (filterbank, apc, ...): the geometry is given by flags
 
@@ -140,8 +150,8 @@ def _ast_matches(name: str) -> bool:
     if os.path.isdir(name):
         return _model_type(name) == AST_MODEL_TYPE
     base = _base_name(name)
-    return "ast" in base.split("-") or base == "ast" or base.startswith(("ast_", "audio-spectrogram-transformer",
-                                                                        "audio_spectrogram_transformer"))
+    return "ast" in base.split("-") or base.startswith(("ast_", "audio-spectrogram-transformer",
+                                                       "audio_spectrogram_transformer"))
 
 
 def _ast_geometry(name: str) -> FrameGeometry | None:
@@ -182,7 +192,7 @@ class Family:
 
     def model_args(self, model: str) -> list[str]:
         """The script flags that name ``model`` (an s3prl checkpoint file goes through --s3prl_ckpt)."""
-        if self.name == "s3prl" and (os.path.isfile(model) or model.endswith((".pt", ".ckpt"))):
+        if self.name == "s3prl" and is_s3prl_checkpoint(model):
             return ["--s3prl_ckpt", model]
         return [self.model_flag, model]
 

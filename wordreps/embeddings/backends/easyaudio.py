@@ -116,6 +116,8 @@ class EasyAudioBackend(Backend):
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device, family_checked=False)
         self.is_beats = name in BEATS_MODELS
+        if torch_compile and self.is_beats:  # before the load, which downloads and builds the model
+            raise UserError("--torch_compile is for EnCodecMAE models (encodecmae's own torch.compile), not BEATs")
         self.geometry = geometry_for_model(name)  # every name in EASYAUDIO_MODELS is in the registry
         self.sample_rate_hz = self.geometry.sample_rate_hz
         self.beats_checkpoint = None if beats_checkpoint is None else os.path.abspath(beats_checkpoint)
@@ -131,8 +133,6 @@ class EasyAudioBackend(Backend):
                             "check the network for the first download (easyaudio fetches the weights)"
                             f"{offline}, the device, and the easyaudio install") from err
         # encodecmae before v2 compiles its encoder (minutes on a CPU before the first vector); off unless asked for
-        if torch_compile and self.is_beats:
-            raise UserError("--torch_compile is for EnCodecMAE models (encodecmae's own torch.compile), not BEATs")
         self.torch_compile = bool(torch_compile)
         self.compile_was = None if self.is_beats else set_compile(self.model, self.torch_compile)
         model_rate = getattr(self.model, "sr", None)
@@ -224,9 +224,7 @@ def load_easyaudio_backend(model: str, device: str = "cpu", *, beats_checkpoint:
                            torch_compile: bool = False, precision: str = "auto", **_: Any) -> "EasyAudioBackend":
     """The family table's loader: an easyaudio model by name (any letter case); ``beats_checkpoint``: a local
     BEATs checkpoint file for machines without network; ``torch_compile``: keep encodecmae's torch.compile on;
-    ``precision``: see ``common/precision.py`` (``auto`` is float32 for these models)."""
-    if easyaudio_model_name(model) is None:
-        raise UserError(f"unknown easyaudio model {model!r}; known: {', '.join(EASYAUDIO_MODELS)} "
-                        f"(byola_* pools over time and has no word-level frames)")
+    ``precision``: see ``common/precision.py`` (``auto`` is float32 for these models); an unknown name is
+    refused by the constructor."""
     return EasyAudioBackend(model, device, beats_checkpoint=beats_checkpoint, torch_compile=torch_compile,
                             precision=precision)

@@ -50,7 +50,6 @@ _FIRST_LINE_MAX_BYTES = 1 << 20   # a 4096-dim text line is ~50 kB; more than th
 FORMATS = ("auto", "glove", "word2vec", "word2vec-bin", "kv", "npy")
 
 
-
 def _strip_compression(name: str) -> str:
     for ext in _COMPRESSED:
         if name.lower().endswith(ext):
@@ -467,6 +466,7 @@ class GloVeBackend(Backend):
         self.path = os.path.abspath(self.model_name)
         self.oov = oov
         self.vocab = None if vocab is None else sorted({w.lower() for w in vocab})
+        self._vocab_set = frozenset(self.vocab or ())
         # the pieces GloVe's tokenizer makes of the corpus words are kept too, whichever choice is made, so
         # that the manifest can tell what each choice loses (backends/glove_oov.py)
         self.pieces = {} if self.vocab is None else composable_pieces(self.vocab)
@@ -499,9 +499,15 @@ class GloVeBackend(Backend):
         """The word's vector; with ``oov="compose"`` a word the file lacks gets the mean of its pieces'."""
         vec = self._exact(word)
         if vec is None and self.oov == "compose":
-            from wordreps.embeddings.backends.glove_oov import compose
+            from wordreps.embeddings.backends.glove_oov import compose, compose_pieces
 
-            vec = compose(word, self._exact)
+            key = word.lower()
+            if self.vocab is not None and key in self._vocab_set:
+                # a corpus word: split once in __init__ (self.pieces holds the words the tokenizer splits), not
+                # again at each of its occurrences
+                vec = compose_pieces(self.pieces.get(key, ()), self._exact)
+            else:  # a word outside the corpus vocabulary the backend was loaded for
+                vec = compose(word, self._exact)
         return vec
 
     def embed(self, batch: list[BatchItem]) -> list[np.ndarray]:
@@ -551,5 +557,3 @@ def load_glove_backend(path: str | os.PathLike, device: object = None, *, vocab:
 
         vocab = vocabulary_of(load_alignment(alignment).utterances)
     return GloVeBackend(path, vocab, cache_dir=cache_dir, fmt=fmt, oov=oov)
-
-

@@ -72,7 +72,11 @@ def composable_pieces(words: Sequence[str]) -> dict[str, list[str]]:
 def compose(word: str, lookup: Callable[[str], np.ndarray | None]) -> np.ndarray | None:
     """Mean (float32, summed in float64) of the vectors of ``word``'s pieces, or None when the tokenizer
     leaves it whole or a piece has no vector."""
-    pieces = stanford_split(word)
+    return compose_pieces(stanford_split(word), lookup)
+
+
+def compose_pieces(pieces: Sequence[str], lookup: Callable[[str], np.ndarray | None]) -> np.ndarray | None:
+    """:func:`compose` for a word already split (e.g. by :func:`composable_pieces`)."""
     if len(pieces) < 2:
         return None
     vectors = [lookup(p) for p in pieces]

@@ -190,8 +190,6 @@ class ASTBackend(Backend):
         }
 
 
-
-
 def load_ast_backend(model: str, device: str = "cpu", **opts: Any) -> ASTBackend:
     """The family table's loader: an AST hub name or local folder (the audio kind's default family)."""
     if opts.pop("beats_checkpoint", None) is not None:

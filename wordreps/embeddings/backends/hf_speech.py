@@ -86,8 +86,6 @@ class HFSpeechBackend(SpeechBackend):
         return list(out.hidden_states), [min(int(f), max_t) for f in frames]
 
 
-
-
 def load_hf_speech_backend(model: str, device: torch.device | str, precision: str = "auto",
                            **_: object) -> HFSpeechBackend:
     """The family table's loader for a Hugging Face name or folder (the speech kind's default family);

@@ -286,9 +286,10 @@ class HFTextBackend(Backend):
                 slots.append([-1 if s < 0 else total_words + s for s in sl])
             total_words += len(item.utterance.words)
             self._tok_cache.pop(item.utterance.utt_id, None)
-        result = np.full((self.num_layers, total_words, self.dim), np.nan, dtype=np.float32)
         if seqs:
             result = self._forward_pool(seqs, slots, total_words)
+        else:  # only utterances without words: nothing to run, (layers, 0, dim)
+            result = np.full((self.num_layers, total_words, self.dim), np.nan, dtype=np.float32)
         out = []
         for item, base in zip(batch, word_base):
             n = len(item.utterance.words)

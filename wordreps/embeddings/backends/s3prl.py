@@ -19,6 +19,7 @@ from wordreps.embeddings.backends.speech import (
     conv_geometry,
     conv_output_lengths,
 )
+from wordreps.embeddings.families import is_s3prl_checkpoint
 
 # ---------------------------------------------------------------------------------------------- s3prl
 
@@ -60,8 +61,8 @@ class S3prlBackend(SpeechBackend):
         try:
             if ckpt:
                 if not os.path.isfile(ckpt):
-                    raise UserError(f"s3prl checkpoint {ckpt} does not exist; pass the path of a converted "
-                                    "wav2vec2 checkpoint (torch.save of task_cfg, model_cfg, model_weight)")
+                    raise UserError(f"s3prl checkpoint file {ckpt} does not exist; check the path, or pass that of a "
+                                    "converted wav2vec2 checkpoint (torch.save of task_cfg, model_cfg, model_weight)")
                 self._describe["ckpt_sha256"] = sha256_files([Path(ckpt)])
                 if self.upstream_name == "wav2vec2_custom":
                     # direct import: the same function s3prl.hub exposes, without loading all 190 upstreams
@@ -131,8 +132,6 @@ class S3prlBackend(SpeechBackend):
         return list(states), [min(f, max_t) for f in frames]
 
 
-
-
 # ---------------------------------------------------------------------------------------------- loading
 
 def load_s3prl_backend(model: str, device: torch.device | str, s3prl_ckpt: str | None = None,
@@ -142,6 +141,6 @@ def load_s3prl_backend(model: str, device: torch.device | str, s3prl_ckpt: str |
     ``precision``: see ``common/precision.py``."""
     if s3prl_ckpt:
         return S3prlBackend(model or "wav2vec2_custom", device, ckpt=s3prl_ckpt, precision=precision)
-    if os.path.isfile(model):
+    if is_s3prl_checkpoint(model):  # the family table's test: a missing .pt is "does not exist", not a hub name
         return S3prlBackend("wav2vec2_custom", device, ckpt=model, precision=precision)
     return S3prlBackend(model, device, precision=precision)

@@ -41,12 +41,11 @@ def conv_geometry(kernels: Sequence[int], strides: Sequence[int], sample_rate_hz
 
     wav2vec2's (10,3,3,3,3,2,2)/(5,2,2,2,2,2,2) gives a hop of 320 and R = 400 samples.
     """
-    hop, rf, jump = 1, 1, 1
+    rf, jump = 1, 1
     for k, s in zip(kernels, strides):
         rf += (int(k) - 1) * jump
         jump *= int(s)
-    hop = jump
-    return FrameGeometry(int(sample_rate_hz), int(hop), int(rf))
+    return FrameGeometry(int(sample_rate_hz), jump, rf)  # the hop is the product of all strides
 
 
 def conv_output_lengths(num_samples: Sequence[int], kernels: Sequence[int], strides: Sequence[int]) -> list[int]:
@@ -99,5 +98,3 @@ class SpeechBackend(Backend):
                 raise RuntimeError(f"{self.model_name} returned {len(hidden)} hidden states, expected "
                                    f"{self.num_layers}")
             return pool_utterances(hidden, frames, [i.utterance for i in batch])
-
-

@@ -167,4 +167,3 @@ def packaged_glove_6b_50d(required: bool = True) -> Path | None:
         raise UserError(f"{GLOVE_6B_50D_PACKAGE} is installed but has no data folder at {folder}; reinstall it: "
                         f"{GLOVE_6B_50D_INSTALL}")
     return folder
-
