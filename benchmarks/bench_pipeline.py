@@ -10,7 +10,8 @@ clock starts, one warm-up forward pass each):
 1. extraction, FLAC on disk -> per-utterance files on disk.
    thesis: one utterance at a time, fp32, every layer's frames copied to the host, each word's mean taken
    in numpy, one JSON per utterance written as the thesis did (``{utt: {word: [occurrence][layer][dim]}}``,
-   ``json.dump(..., indent=4)``, file ``embeddings_words_<utt>.json``).
+   ``json.dump(..., indent=4)``, file ``embeddings_words_<utt>.json``): benchmarks/_thesis.py, the same
+   per-utterance work as bench_extract.py's and bench_busy.py's thesis loops (full float32: no TF32 on a GPU).
    toolkit: :func:`wordreps.embeddings.extract.run_extraction` (length-sorted batches, prefetching, pooling
    on the device, background ``.npy`` float16 writer), i.e. ``embeddings/speech_embedding.py``.
 2. matrix assembly. thesis: for every layer, read every utterance JSON and write that layer's matrix as a
@@ -75,6 +76,11 @@ import numpy as np
 from wordreps.common.atomic import write_json_atomic, write_text_atomic
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import UserError, run_cli
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared helpers beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench  # noqa: E402
+import _thesis  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_AUDIO = REPO / "datasets" / "demo" / "librispeech-clean-16k"
@@ -185,35 +191,30 @@ def occurrence_keys(words: list[str]) -> list[tuple[str, int]]:
 
 
 class ThesisExtractor:
-    """The thesis's extraction loop (one utterance at a time, fp32, host copies, numpy means, JSON per file)."""
+    """The thesis's extraction loop (one utterance at a time, fp32, host copies, numpy means, JSON per file):
+    the per-utterance work is benchmarks/_thesis.py's, shared with the other benchmarks' thesis loops."""
 
     def __init__(self, model_dir: Path, device):
-        import torch
         import transformers as tf
 
-        self.torch = torch
         self.device = device
         self.fe = tf.AutoFeatureExtractor.from_pretrained(model_dir)
         self.model = tf.AutoModel.from_pretrained(model_dir).to(device).eval()
 
-    def hidden(self, path: str) -> list[np.ndarray]:
+    def _forward(self, path: str) -> Callable[[], object]:
         from wordreps.common.audio import load_audio
 
         inputs = self.fe(load_audio(path, SR), sampling_rate=SR, return_tensors="pt")
-        with self.torch.no_grad():
-            out = self.model(inputs["input_values"].to(self.device), output_hidden_states=True)
-        return [h[0].float().cpu().numpy() for h in out.hidden_states]  # every layer to the host
+        return lambda: self.model(inputs["input_values"].to(self.device), output_hidden_states=True).hidden_states
+
+    def hidden(self, path: str) -> list[np.ndarray]:
+        return _thesis.forward_to_host(self._forward(path))  # every layer to the host
 
     def run(self, utterances, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for u in utterances:
-            reps = self.hidden(u.audio_path)
-            emb: dict[str, list] = {}
-            for w in u.words:
-                emb.setdefault(w.word, []).append(
-                    [r[w.first_frame:w.last_frame + 1].mean(axis=0).tolist() for r in reps])
-            with open(out_dir / f"embeddings_words_{u.utt_id}.json", "w") as fh:
-                json.dump({u.utt_id: emb}, fh, indent=4)
+            _thesis.utterance(self._forward(u.audio_path), u.utt_id, [w.word for w in u.words],
+                              _thesis.frame_spans(u), out_dir)
 
 
 def thesis_words_file(rows: list[tuple[str, int, str]], path: Path) -> None:
@@ -310,23 +311,6 @@ def extraction_args(alignment: Path, out_dir: Path, batch_seconds: float) -> arg
                               str(batch_seconds), "--no_progress"])
 
 
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], object], device=None) -> tuple[float, object]:
-    if device is not None:
-        sync(device)
-    start = time.perf_counter()
-    result = fn()
-    if device is not None:
-        sync(device)
-    return time.perf_counter() - start, result
-
-
 # ---------------------------------------------------------------------------------------------- comparison
 
 def compare(thesis: np.ndarray, toolkit: np.ndarray) -> dict:
@@ -400,7 +384,7 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
                 reset()
                 loads.setdefault(stage, []).append(os.getloadavg()[0])
                 with contextlib.redirect_stdout(sys.stderr):  # the stage scripts' "wrote ..." lines
-                    seconds, results[name] = timed(fn, device)
+                    seconds, _cpu, results[name] = _bench.timed(fn, device)
                 trials.setdefault(f"{name}_{stage}", []).append(seconds)
                 log(f"{stage}, {name}: {seconds:.2f} s")
         return results
@@ -542,8 +526,9 @@ def child_extract(spec: str) -> int:
     alignment = load_alignment(cfg["alignment"])
     before = peak_rss_kib()  # Python, torch and the model
     warm_up(backend, alignment, cfg["batch_seconds"])
-    seconds, _ = timed(lambda: run_extraction(backend, extraction_args(Path(cfg["alignment"]), Path(cfg["out_dir"]),
-                                                                       cfg["batch_seconds"])), device)
+    alignment_path, out = Path(cfg["alignment"]), Path(cfg["out_dir"])
+    seconds = _bench.timed(lambda: run_extraction(backend, extraction_args(alignment_path, out, cfg["batch_seconds"])),
+                           device).wall
     after = peak_rss_kib()
     print(json.dumps({"seconds": seconds, "rss_before_kib": before, "rss_peak_kib": after,
                       "audio_s": sum(u.duration_s for u in alignment.utterances),
