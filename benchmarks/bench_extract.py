@@ -37,7 +37,10 @@ machine), times real time (audio seconds / wall seconds) and the ratio to the th
 - write: the stage's writer alone (float16 conversion and check, ``.npy``, fsync, done records) on its 4
   threads, for arrays of the stage's shapes.
 
-Every timed mode is preceded by one warm-up batch of its own (kernel selection, allocations, cuBLAS handles).
+Warm-ups (kernel selection, allocations, cuBLAS handles): each precision's backend runs its first (longest)
+batch once through the stage's embedding code when it is loaded, before any mode is timed; the model-alone
+rows also run their first batch, and the thesis loop its first utterance, untimed before each of their trials.
+The stage rows rely on the backend's warm-up; the read and write rows have none.
 ``--trials N`` runs every mode N times, in alternating order, and reports the fastest run.
 On a GPU every time is taken after ``torch.cuda.synchronize``. The 1-minute load average is printed with
 every row: on a shared machine compare runs made at similar loads.
