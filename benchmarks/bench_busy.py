@@ -88,6 +88,7 @@ def child(side: str, ckpt: Path, alignment: Path, threads: int | None, wait: str
     backend = load_backend("speech", "", torch.device("cpu"), s3prl_ckpt=str(ckpt), family_name="s3prl",
                            precision="float32")
     utterances = load_alignment(alignment).utterances
+    model = {"num_layers": backend.num_layers, "dim": backend.dim}  # what the backend reports, for the label
     wall, cpu = time.perf_counter(), time.process_time()
     if side == "toolkit":
         from wordreps.embeddings.extract import add_extraction_args, run_extraction
@@ -107,7 +108,7 @@ def child(side: str, ckpt: Path, alignment: Path, threads: int | None, wait: str
     return {"side": side, "threads": count, "wait": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP default)"),
             "wall_s": time.perf_counter() - wall,
             "cpu_s": time.process_time() - cpu, "utterances": len(utterances),
-            "audio_s": sum(u.duration_s for u in utterances)}
+            "audio_s": sum(u.duration_s for u in utterances), **model}
 
 
 def _niceness(value: int):
@@ -148,7 +149,8 @@ class Load:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"Speech stage, tiny s3prl wav2vec2 (3 layers x 32), demo corpus x {res['repeat']} "
+    lines = [f"Speech stage, tiny s3prl wav2vec2 ({res['num_layers']} layers x {res['dim']}), demo corpus x "
+             f"{res['repeat']} "
              f"({res['utterances']} utterances, {res['audio_s']:.0f} s of audio); loaded = {res['busy']} busy "
              f"processes on {res['cpus']} usable CPUs; best of {res['trials']}; niceness {res['nice']}. "
              f"Load average before/after: "
@@ -208,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"CPU {row[condition]['cpu_s']:.2f} s", file=sys.stderr, flush=True)
         rows.append(row)
     res = {"repeat": args.repeat, "busy": args.busy, "trials": args.trials, "nice": args.nice, "cpus": available_cpus(),
+           "num_layers": rows[0]["quiet"]["num_layers"], "dim": rows[0]["quiet"]["dim"],
            "utterances": rows[0]["quiet"]["utterances"], "audio_s": rows[0]["quiet"]["audio_s"],
            "load_before": load_before, "load_after": os.getloadavg()[0], "rows": rows}
     write_json_atomic(args.out_dir / "bench_busy.json", res)
