@@ -18,12 +18,14 @@ clock starts, one warm-up forward pass each):
    JSON list of lists (``layers/embeddings_layer<i>_<model>.json``). toolkit:
    ``embeddings/matrix_embeddings.py --write_words`` then ``--layer all`` (each .npy read once, float32 .npy
    per layer); its time includes writing the keys file.
-3. CKA for every layer pair of the model with itself. thesis: for each pair (i, j) re-read the two JSON
-   matrices and compute linear CKA in numpy float64, in feature space exactly as the thesis's
-   ``utils_embeddings.linear_CKA`` does, then a JSON of values and a heatmap. Also timed: the same loop with
-   the Gram-matrix form of Kornblith et al.'s notebook (n x n Gram matrices, feasible here because n is a
-   few thousand: 54k rows would need 23 GB per matrix). toolkit: ``experiments/experiment_CKA.py`` (all pairs
-   in one pass, JSON + CSV + heatmap).
+3. CKA for every layer pair (i, j) of the model with itself, all L x L pairs on both sides. thesis: for each
+   pair re-read the two JSON matrices and compute linear CKA in numpy float64, in feature space exactly as the
+   thesis's ``utils_embeddings.linear_CKA`` does, then a JSON of values and a heatmap. Also timed: the same
+   loop with the Gram-matrix form of Kornblith et al.'s notebook (n x n Gram matrices, feasible here because n
+   is a few thousand: 54k rows would need 23 GB per matrix). toolkit: ``experiments/experiment_CKA.py`` (all
+   pairs in one pass, float32 products summed in float64, JSON + CSV + heatmap) with ``--model2`` a real copy
+   of the matrices folder under another slug (given the same folder twice it would compute only the pairs
+   j >= i of the symmetric map).
 
 Like with like: the thesis ran s3prl upstreams on torchaudio-loaded audio; here both sides run the same Hugging
 Face model folder on audio read by the toolkit's loader, so the weights and samples are identical. The thesis
@@ -423,15 +425,22 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
     if load_keys(keys).rows != rows:
         raise RuntimeError("the toolkit's keys file differs from the rows the thesis side was given")
 
-    # ---- 3. CKA, the model with itself, every layer pair
+    # ---- 3. CKA, the model with itself, every layer pair (all L x L on both sides: given one folder twice,
+    # experiment_CKA.py would compute only the pairs j >= i, the map being symmetric, so the toolkit reads a
+    # real copy of the matrices under another slug; a symlink would resolve to the same folder)
+    slug2 = f"{slug}-copy"
+    shutil.rmtree(k_mats / slug2, ignore_errors=True)
+    shutil.copytree(k_mats / slug, k_mats / slug2)
     k_cka = work / "toolkit" / "cka"
     t_cka = work / "thesis" / "cka"
+    cka_argv = ["--model1", slug, "--layer1", str(num_layers - 1), "--model2", slug2, "--layer2",
+                str(num_layers - 1), "--matrices_dir", str(k_mats), "--out_dir", str(k_cka), "--device", device.type,
+                "--no_progress"]
+    if args.threads:  # the script sizes torch's threads itself (apply_common_args): pass --threads on
+        cka_argv += ["--num_threads", str(args.threads)]
     sides = {
         "thesis": (lambda: thesis_cka(t_layers, slug, layers, t_cka, linear_cka_feature, "feature"), lambda: None),
-        "toolkit": (lambda: experiment_cka_main(
-            ["--model1", slug, "--layer1", str(num_layers - 1), "--model2", slug, "--layer2", str(num_layers - 1),
-             "--matrices_dir", str(k_mats), "--out_dir", str(k_cka), "--device", device.type, "--no_progress"]),
-            lambda: shutil.rmtree(k_cka, ignore_errors=True)),
+        "toolkit": (lambda: experiment_cka_main(cka_argv), lambda: shutil.rmtree(k_cka, ignore_errors=True)),
     }
     if len(rows) <= args.gram_max_rows:
         sides["thesis_gram"] = (lambda: thesis_cka(t_layers, slug, layers, t_cka, linear_cka_gram, "gram"),
@@ -460,7 +469,7 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
     matrices_cmp = {"max_abs_diff": max(c["max_abs_diff"] for c in mat_cmp),
                     "max_abs_value": max(c["max_abs_value"] for c in mat_cmp),
                     "within_fp16": all(c["within_fp16"] for c in mat_cmp), "values": sum(c["values"] for c in mat_cmp)}
-    with open(k_cka / f"{slug}__vs__{slug}" / "linear.json") as fh:
+    with open(k_cka / f"{slug}__vs__{slug2}" / "linear.json") as fh:
         toolkit_values = np.array(json.load(fh)["values"], dtype=float)
     cka_cmp = {"max_abs_diff_feature": float(np.max(np.abs(thesis_values - toolkit_values))),
                "max_abs_diff_gram": (float(np.max(np.abs(gram_values - toolkit_values)))
@@ -683,11 +692,12 @@ def markdown(res: dict) -> str:
         f"{s['toolkit_matrices']:.2f} s | {ratio(s['thesis_matrices'], s['toolkit_matrices'])} | "
         f"{human_bytes(b['thesis_matrices'])} (JSON) | {human_bytes(b['toolkit_matrices'])} (.npy fp32) | "
         f"{ratio(b['thesis_matrices'], b['toolkit_matrices'])} |",
-        f"| CKA, {res['cka_pairs']} layer pairs | {s['thesis_cka_feature']:.2f} s | {s['toolkit_cka']:.2f} s | "
+        f"| CKA, all {res['cka_pairs']} layer pairs each way | {s['thesis_cka_feature']:.2f} s (numpy float64) | "
+        f"{s['toolkit_cka']:.2f} s (float32 products, float64 sums) | "
         f"{ratio(s['thesis_cka_feature'], s['toolkit_cka'])} | | | |",
     ]
     if s.get("thesis_cka_gram") is not None:
-        lines.append(f"| CKA, thesis loop with n x n Gram matrices | {s['thesis_cka_gram']:.2f} s | "
+        lines.append(f"| CKA, thesis loop with n x n Gram matrices | {s['thesis_cka_gram']:.2f} s (numpy float64) | "
                      f"{s['toolkit_cka']:.2f} s | {ratio(s['thesis_cka_gram'], s['toolkit_cka'])} | | | |")
     total_t = s["thesis_extract"] + s["thesis_matrices"] + s["thesis_cka_feature"]
     total_k = s["toolkit_extract"] + s["toolkit_matrices"] + s["toolkit_cka"]
@@ -696,7 +706,9 @@ def markdown(res: dict) -> str:
         "",
         f"Toolkit model forward alone (same batches, audio in memory): {s['toolkit_model_only']:.2f} s "
         f"({c['audio_s'] / s['toolkit_model_only']:.0f}x real time). Toolkit matrix time includes writing the keys "
-        "file; thesis CKA is the thesis's feature-space formula, re-reading both JSON matrices for every pair.",
+        "file; thesis CKA is the thesis's feature-space formula, re-reading both JSON matrices for every pair. "
+        "Both CKA sides compute every (i, j) layer pair (the toolkit compares the matrices with a copy of "
+        "themselves, so it does not stop at the pairs j >= i of a symmetric map).",
         "",
         "Agreement (thesis fp32 JSON vs toolkit):",
         "",
@@ -761,7 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs of each stage each way (and of each scaling point), alternating which goes first; "
                         "the fastest is reported (default: %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), default=None,
-                   help="torch CPU threads for both sides (default: torch's choice, one per core)")
+                   help="torch CPU threads for both sides, the toolkit's CKA script included (default: torch's "
+                        "choice, one per core); numpy's BLAS threads (the thesis side's CKA in numpy) are not limited by "
+                        "it: set OMP_NUM_THREADS before the run for those")
     p.add_argument("--batch_seconds", type=float_range(0.0, 1e6, lo_open=True), default=200.0,
                    help="toolkit batch budget in seconds of audio (default: %(default)s)")
     p.add_argument("--out_dir", default="outputs/bench", help="results folder (default: %(default)s)")
