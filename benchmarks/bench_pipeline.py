@@ -808,9 +808,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         device = resolve_device(args.device)
-    except UserError:
-        raise UserError(f"--device {args.device}: this machine has no usable CUDA GPU; run with --device cpu, or "
-                        "run the GPU commands in benchmarks/bench_pipeline.py's docstring on a GPU machine") from None
+    except UserError as err:  # resolve_device's own reason (no GPU, an index past the visible ones, ...)
+        raise UserError(f"{err}; or run the GPU commands in benchmarks/bench_pipeline.py's docstring on a GPU "
+                        "machine") from None
     for path, what in ((args.audio_root, "--audio_root"), (args.textgrids, "--textgrids")):
         if not Path(path).is_dir():
             raise UserError(f"{what} {path} is not a folder; pass the corpus root (default: the bundled demo)")
