@@ -252,7 +252,11 @@ def thesis_matrices(json_dir: Path, words_path: Path, layers: list[int], model: 
 
 
 def linear_cka_feature(X: np.ndarray, Y: np.ndarray) -> float:
-    """The thesis's ``utils_embeddings.linear_CKA`` (feature space, float64)."""
+    """The thesis's ``utils_embeddings.linear_CKA`` (feature space, float64).
+
+    Kept apart from :func:`wordreps.analysis.cka.linear_cka` (the same formula) on purpose: this is the thesis's
+    own code path, timed as the thesis ran it (no zero-denominator guard, its own centring and norms).
+    """
     Xc = X - X.mean(axis=0)
     Yc = Y - Y.mean(axis=0)
     hsic = np.linalg.norm(Xc.T @ Yc, "fro") ** 2
@@ -662,7 +666,6 @@ def human_bytes(n: int | None) -> str:
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return str(n)
 
 
 def markdown(res: dict) -> str:
