@@ -44,3 +44,11 @@ def test_mutation_check_deletes_only_a_folder_it_made(tmp_path):
     assert check(work) is None  # made by the tool: may be deleted and rewritten by the next run
     assert (mine / "keep.txt").is_file()
 
+
+def test_make_tiny_speech_checks_every_only_name_before_building(tmp_path):
+    out = tmp_path / "models"
+    proc = run_script("tools/make_tiny_speech.py", "--out", out, "--only", "tiny-wav2vec2-layer", "no-such-model",
+                      timeout=120)
+    assert proc.returncode == 2
+    assert "invalid choice: 'no-such-model'" in proc.stderr.strip().splitlines()[-1]
+    assert not out.exists()
