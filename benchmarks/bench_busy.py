@@ -15,7 +15,8 @@ spinning on the CPUs (plain ``while True`` loops, one per process):
   wordreps/common/threads.py); the same with OpenMP's own default wait (a short spin, as before); and with
   ``--num_threads 1``;
 - loop: one utterance at a time through the same s3prl upstream, every layer copied to the host, word means in
-  numpy, one JSON per utterance (the thesis's way), at torch's defaults (threads and wait) and at 1 thread.
+  numpy, one JSON per utterance (the thesis's way: benchmarks/_thesis.py, shared with the other benchmarks'
+  thesis loops), at torch's defaults (threads and wait) and at 1 thread.
 
 ``--nice N`` runs the measured processes and the busy ones at niceness N: with a negative N (root only) they
 take the CPUs from everything else on a shared machine, so "quiet" is close to a quiet machine and "loaded" is
@@ -40,6 +41,10 @@ from pathlib import Path
 from wordreps.common.atomic import write_json_atomic, write_text_atomic
 from wordreps.common.cli import int_range
 from wordreps.common.errors import run_cli
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared helpers beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _thesis  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SIDES = ("toolkit", "loop")
@@ -74,7 +79,6 @@ def child(side: str, ckpt: Path, alignment: Path, threads: int | None, wait: str
     from wordreps.common.threads import set_torch_threads
 
     count = set_torch_threads(threads)
-    import numpy as np
     import torch
 
     from wordreps.alignments.format import load_alignment
@@ -84,6 +88,7 @@ def child(side: str, ckpt: Path, alignment: Path, threads: int | None, wait: str
     backend = load_backend("speech", "", torch.device("cpu"), s3prl_ckpt=str(ckpt), family_name="s3prl",
                            precision="float32")
     utterances = load_alignment(alignment).utterances
+    model = {"num_layers": backend.num_layers, "dim": backend.dim}  # what the backend reports, for the label
     wall, cpu = time.perf_counter(), time.process_time()
     if side == "toolkit":
         from wordreps.embeddings.extract import add_extraction_args, run_extraction
@@ -96,20 +101,14 @@ def child(side: str, ckpt: Path, alignment: Path, threads: int | None, wait: str
         from wordreps.common.audio import load_audio
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        for u in utterances:
-            with torch.no_grad():
-                states = backend.upstream([torch.from_numpy(load_audio(u.audio_path, 16000))])["hidden_states"]
-            reps = [h[0].float().cpu().numpy() for h in states]
-            emb: dict[str, list] = {}
-            for w in u.words:
-                emb.setdefault(w.word, []).append(
-                    [np.mean(r[w.first_frame:w.last_frame + 1], axis=0).tolist() for r in reps])
-            with open(out_dir / f"embeddings_words_{u.utt_id}.json", "w") as fh:
-                json.dump({u.utt_id: emb}, fh, indent=4)
+        for u in utterances:  # the thesis's per-utterance work, shared with the other benchmarks' thesis loops
+            wav = torch.from_numpy(load_audio(u.audio_path, 16000))
+            _thesis.utterance(lambda: backend.upstream([wav])["hidden_states"], u.utt_id, [w.word for w in u.words],
+                              _thesis.frame_spans(u), out_dir)
     return {"side": side, "threads": count, "wait": os.environ.get("OMP_WAIT_POLICY", "unset (OpenMP default)"),
             "wall_s": time.perf_counter() - wall,
             "cpu_s": time.process_time() - cpu, "utterances": len(utterances),
-            "audio_s": sum(u.duration_s for u in utterances)}
+            "audio_s": sum(u.duration_s for u in utterances), **model}
 
 
 def _niceness(value: int):
@@ -150,7 +149,8 @@ class Load:
 
 
 def markdown(res: dict) -> str:
-    lines = [f"Speech stage, tiny s3prl wav2vec2 (3 layers x 32), demo corpus x {res['repeat']} "
+    lines = [f"Speech stage, tiny s3prl wav2vec2 ({res['num_layers']} layers x {res['dim']}), demo corpus x "
+             f"{res['repeat']} "
              f"({res['utterances']} utterances, {res['audio_s']:.0f} s of audio); loaded = {res['busy']} busy "
              f"processes on {res['cpus']} usable CPUs; best of {res['trials']}; niceness {res['nice']}. "
              f"Load average before/after: "
@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"CPU {row[condition]['cpu_s']:.2f} s", file=sys.stderr, flush=True)
         rows.append(row)
     res = {"repeat": args.repeat, "busy": args.busy, "trials": args.trials, "nice": args.nice, "cpus": available_cpus(),
+           "num_layers": rows[0]["quiet"]["num_layers"], "dim": rows[0]["quiet"]["dim"],
            "utterances": rows[0]["quiet"]["utterances"], "audio_s": rows[0]["quiet"]["audio_s"],
            "load_before": load_before, "load_after": os.getloadavg()[0], "rows": rows}
     write_json_atomic(args.out_dir / "bench_busy.json", res)

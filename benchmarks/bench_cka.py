@@ -20,7 +20,8 @@ the values); to keep memory low, layers are views of three random matrices per m
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,10 @@ from wordreps.common.devices import DEVICE_HELP, device_arg, describe_device, is
 from wordreps.common.errors import UserError, run_cli
 from wordreps.common.precision import exact_float32
 from wordreps.analysis.cka import all_pairs
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared helpers beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench  # noqa: E402
 
 
 def _dims(text: str) -> tuple[int, int]:
@@ -59,17 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn, device: torch.device) -> tuple[float, object]:
-    _sync(device)
-    start = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - start, out
+    t = _bench.timed(fn, device)
+    return t.wall, t.result
 
 
 def warm_up(d1: int, d2: int, device: torch.device, precision: str, chunk_rows: int) -> float:
@@ -85,12 +82,8 @@ def warm_up(d1: int, d2: int, device: torch.device, precision: str, chunk_rows: 
 
 def bench_one(n: int, d1: int, d2: int, layers1: int, layers2: int, device: torch.device, precision: str,
               chunk_rows: int, check: bool, seed: int) -> dict:
-    gen = torch.Generator().manual_seed(seed)
-    base1 = [torch.randn(n, d1, generator=gen).numpy() for _ in range(3)]
-    base2 = [torch.randn(n, d2, generator=gen).numpy() for _ in range(3)]
-    # correlate the second model with the first so the values are not all ~0
-    for b in base2:
-        b += base1[0][:, :d2] * 0.5 if d1 >= d2 else 0.0
+    # three random matrices per model, the second correlated with the first on min(d1, d2) columns
+    base1, base2 = _bench.correlated_layers(n, d1, d2, seed)
     src1 = [(lambda i=i: base1[i % 3]) for i in range(layers1)]
     src2 = [(lambda j=j: base2[j % 3]) for j in range(layers2)]
     metrics = ["linear", "debiased"]

@@ -22,8 +22,10 @@ Rows, each as wall seconds, CPU seconds (all threads of this process: steadier t
 machine), times real time (audio seconds / wall seconds) and the ratio to the thesis loop:
 
 - thesis: the seed's loop, one utterance at a time, float32, every layer copied to the host, word means in
-  numpy, one JSON per utterance (speech: feature extractor + model on the waveform; text: the transcript
-  tokenised as one string, sub-tokens mapped to words by ``word_ids``).
+  numpy, one JSON per utterance written as the thesis did (``{utt: {word: ...}}``, ``indent=4``; the
+  per-utterance work is benchmarks/_thesis.py's, shared with bench_pipeline.py and bench_busy.py) (speech:
+  feature extractor + model on the waveform; text: the transcript tokenised as one string, sub-tokens mapped to
+  words by ``word_ids``).
 - stage: the whole extraction (``run_extraction``: prefetch, batches, pooling on the device, background
   ``.npy`` writer), FLAC -> .npy float16 on disk, at each ``--precision``. ``cold``: every FLAC was evicted
   from the page cache just before (``posix_fadvise(DONTNEED)``: best effort and no root needed; a file that
@@ -35,7 +37,10 @@ machine), times real time (audio seconds / wall seconds) and the ratio to the th
 - write: the stage's writer alone (float16 conversion and check, ``.npy``, fsync, done records) on its 4
   threads, for arrays of the stage's shapes.
 
-Every timed mode is preceded by one warm-up batch of its own (kernel selection, allocations, cuBLAS handles).
+Warm-ups (kernel selection, allocations, cuBLAS handles): each precision's backend runs its first (longest)
+batch once through the stage's embedding code when it is loaded, before any mode is timed; the model-alone
+rows also run their first batch, and the thesis loop its first utterance, untimed before each of their trials.
+The stage rows rely on the backend's warm-up; the read and write rows have none.
 ``--trials N`` runs every mode N times, in alternating order, and reports the fastest run.
 On a GPU every time is taken after ``torch.cuda.synchronize``. The 1-minute load average is printed with
 every row: on a shared machine compare runs made at similar loads.
@@ -63,6 +68,11 @@ import numpy as np
 
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import run_cli
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared helpers beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench  # noqa: E402
+import _thesis  # noqa: E402
 
 SR = 16000
 MEAN_S, MIN_S, MAX_S, SIGMA = 7.2, 1.3, 33.0, 0.6
@@ -184,22 +194,12 @@ def evict_from_page_cache(paths) -> None:
 
 # ---------------------------------------------------------------------------------------------- timing helpers
 
-def _sync(device) -> None:
-    import torch
-
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 Timing = tuple[float, float]  # (wall seconds, CPU seconds of this process, all its threads)
 
 
 def _timed(fn, device=None) -> Timing:
-    _sync(device)
-    start, cpu = time.perf_counter(), time.process_time()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start, time.process_time() - cpu
+    t = _bench.timed(fn, device)
+    return t.wall, t.cpu
 
 
 def _batches(backend, alignment, budget: float | None):
@@ -222,7 +222,7 @@ def warm_up(backend, alignment, budget: float | None) -> None:
     first = _batches(backend, alignment, budget)[0]
     with exact_float32(deterministic=True):
         backend.embed([BatchItem(u, load_audio(u.audio_path, SR) if backend.needs_audio else None) for u in first])
-    _sync(backend.device)
+    _bench.sync(backend.device)
 
 
 def time_model_only(backend, alignment, budget: float | None) -> float:
@@ -335,7 +335,6 @@ def time_stage(backend, alignment_path: Path, out_dir: Path, budget: float | Non
 def time_thesis_speech(model_dir: Path, device, alignment, out_dir: Path,
                        limit: int | None) -> tuple[float, Timing]:
     """The seed's speech loop; returns (audio seconds covered, (wall, CPU) seconds)."""
-    import torch
     import transformers as tf
 
     from wordreps.common.audio import load_audio
@@ -344,21 +343,15 @@ def time_thesis_speech(model_dir: Path, device, alignment, out_dir: Path,
     model = tf.AutoModel.from_pretrained(model_dir).to(device).eval()
     utts = alignment.utterances[:limit] if limit else alignment.utterances
 
-    def hidden(u):
+    def forward(u):
         inputs = fe(load_audio(u.audio_path, SR), sampling_rate=SR, return_tensors="pt")
-        out = model(inputs["input_values"].to(device), output_hidden_states=True)
-        return [h[0].float().cpu().numpy() for h in out.hidden_states]  # every layer to the host
+        return lambda: model(inputs["input_values"].to(device), output_hidden_states=True).hidden_states
 
     def loop():
         for u in utts:
-            layers = hidden(u)
-            record = {"utt": u.utt_id, "words": [
-                {"word": w.word, "layers": [h[w.first_frame:w.last_frame + 1].mean(axis=0).tolist() for h in layers]}
-                for w in u.words]}
-            with open(out_dir / f"{u.utt_id}.json", "w") as fh:
-                json.dump(record, fh)
+            _thesis.utterance(forward(u), u.utt_id, [w.word for w in u.words], _thesis.frame_spans(u), out_dir)
 
-    return _thesis_run(utts, out_dir, lambda: hidden(utts[0]), loop, device)
+    return _thesis_run(utts, out_dir, lambda: _thesis.forward_to_host(forward(utts[0])), loop, device)
 
 
 def time_thesis_text(model_dir: Path, device, alignment, out_dir: Path, limit: int | None) -> tuple[float, Timing]:
@@ -369,32 +362,25 @@ def time_thesis_text(model_dir: Path, device, alignment, out_dir: Path, limit: i
     model = tf.AutoModel.from_pretrained(model_dir).to(device).eval()
     utts = alignment.utterances[:limit] if limit else alignment.utterances
 
-    def hidden(u):
+    def tokens(u):
         enc = tokenizer(" ".join(w.word for w in u.words), return_tensors="pt")
-        out = model(**enc.to(device), output_hidden_states=True)
-        return enc.word_ids(0), [h[0].float().cpu().numpy() for h in out.hidden_states]
+        return enc, lambda: model(**enc.to(device), output_hidden_states=True).hidden_states
 
     def loop():
         for u in utts:
-            word_ids, layers = hidden(u)
-            record = {"utt": u.utt_id, "words": []}
-            for j, w in enumerate(u.words):
-                pos = [t for t, k in enumerate(word_ids) if k == j]
-                record["words"].append({"word": w.word, "layers": [h[pos].mean(axis=0).tolist() for h in layers]})
-            with open(out_dir / f"{u.utt_id}.json", "w") as fh:
-                json.dump(record, fh)
+            enc, forward = tokens(u)
+            word_ids = enc.word_ids(0)
+            positions = [[t for t, k in enumerate(word_ids) if k == j] for j in range(len(u.words))]
+            _thesis.utterance(forward, u.utt_id, [w.word for w in u.words], positions, out_dir)
 
-    return _thesis_run(utts, out_dir, lambda: hidden(utts[0]), loop, device)
+    return _thesis_run(utts, out_dir, lambda: _thesis.forward_to_host(tokens(utts[0])[1]), loop, device)
 
 
 def _thesis_run(utts, out_dir: Path, warm, loop, device) -> tuple[float, Timing]:
-    import torch
-
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    with torch.no_grad():
-        warm()
-        timing = _timed(loop, device)
+    warm()  # one untimed utterance (forwards run without gradients, in exact float32: benchmarks/_thesis.py)
+    timing = _timed(loop, device)
     shutil.rmtree(out_dir, ignore_errors=True)
     return sum(u.duration_s for u in utts), timing
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import runpy
-import time
+import sys
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -28,8 +28,12 @@ import torch
 from wordreps.analysis import cca, cka, procrustes, rsa
 from wordreps.analysis.pairs import SampleSizeWarning
 from wordreps.common.cli import int_range
-from wordreps.common.devices import DEVICE_HELP, device_arg, resolve_device
+from wordreps.common.devices import DEVICE_HELP, device_arg, is_out_of_memory, resolve_device
 from wordreps.common.errors import UserError, run_cli
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared helpers beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench  # noqa: E402
 
 # the D1:D2 argparse type, shared with bench_cka.py (benchmarks/ is a folder of scripts, not a package)
 _dims = runpy.run_path(str(Path(__file__).with_name("bench_cka.py")))["_dims"]
@@ -54,16 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="compare 2 x 2 pairs with the float64 reference forms")
     parser.add_argument("--seed", type=int_range(0, 2**32 - 1), default=0)
     return parser
-
-
-def _data(n: int, d1: int, d2: int, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    gen = torch.Generator().manual_seed(seed)
-    base1 = [torch.randn(n, d1, generator=gen).numpy() for _ in range(3)]
-    base2 = [torch.randn(n, d2, generator=gen).numpy() for _ in range(3)]
-    for b in base2:  # correlate the second model with the first so the values are not all near their baseline
-        k = min(d1, d2)
-        b[:, :k] += 0.5 * base1[0][:, :k]
-    return base1, base2
 
 
 def _engines(measures: list[str], rsa_sample: int) -> list[tuple[str, callable, list[str], dict]]:
@@ -93,22 +87,17 @@ def _reference(name: str, X: np.ndarray, Y: np.ndarray, rsa_sample: int) -> floa
 
 def bench_one(n: int, d1: int, d2: int, args, device: torch.device) -> Iterator[dict]:
     """One timed all-pairs call per engine, yielded as each finishes."""
-    base1, base2 = _data(n, d1, d2, args.seed)
+    base1, base2 = _bench.correlated_layers(n, d1, d2, args.seed)
     src1 = [(lambda i=i: base1[i % 3]) for i in range(args.layers1)]
     src2 = [(lambda j=j: base2[j % 3]) for j in range(args.layers2)]
     for label, engine, names, options in _engines(args.measures, args.rsa_sample):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start, cpu = time.perf_counter(), time.process_time()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", SampleSizeWarning)
-            res = engine(src1, src2, names, device=device, precision=args.precision, chunk_rows=args.chunk_rows,
-                         **options)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+            t = _bench.timed(lambda: engine(src1, src2, names, device=device, precision=args.precision,
+                                            chunk_rows=args.chunk_rows, **options), device)
+        res = t.result
         row = {"label": label, "rows": n, "d1": d1, "d2": d2, "pairs": args.layers1 * args.layers2,
-               "seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
-               "warnings": len(caught)}
+               "seconds": t.wall, "cpu_seconds": t.cpu, "warnings": len(caught)}
         if args.check:
             row["max_abs_diff"] = _check(engine, names, options, res, base1, base2, n, args, device)
         yield row
@@ -151,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
                 for r in bench_one(n, d1, d2, args, device):
                     cka = r if r["label"] == "linear CKA" else cka
                     _print_row(r, cka, args.check)
-            except (MemoryError, torch.cuda.OutOfMemoryError) as err:
-                raise UserError(f"out of memory at n = {n}, dims {d1}:{d2} ({err}); try fewer --rows") from err
+            except (RuntimeError, MemoryError) as err:  # torch's CPU and CUDA out-of-memory are RuntimeErrors
+                if not is_out_of_memory(err):
+                    raise
+                raise UserError(f"out of memory at n = {n}, dims {d1}:{d2} ({' '.join(str(err).split())[:120]}); "
+                                "try fewer --rows") from err
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

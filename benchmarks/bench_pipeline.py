@@ -10,19 +10,22 @@ clock starts, one warm-up forward pass each):
 1. extraction, FLAC on disk -> per-utterance files on disk.
    thesis: one utterance at a time, fp32, every layer's frames copied to the host, each word's mean taken
    in numpy, one JSON per utterance written as the thesis did (``{utt: {word: [occurrence][layer][dim]}}``,
-   ``json.dump(..., indent=4)``, file ``embeddings_words_<utt>.json``).
+   ``json.dump(..., indent=4)``, file ``embeddings_words_<utt>.json``): benchmarks/_thesis.py, the same
+   per-utterance work as bench_extract.py's and bench_busy.py's thesis loops (full float32: no TF32 on a GPU).
    toolkit: :func:`wordreps.embeddings.extract.run_extraction` (length-sorted batches, prefetching, pooling
    on the device, background ``.npy`` float16 writer), i.e. ``embeddings/speech_embedding.py``.
 2. matrix assembly. thesis: for every layer, read every utterance JSON and write that layer's matrix as a
    JSON list of lists (``layers/embeddings_layer<i>_<model>.json``). toolkit:
    ``embeddings/matrix_embeddings.py --write_words`` then ``--layer all`` (each .npy read once, float32 .npy
    per layer); its time includes writing the keys file.
-3. CKA for every layer pair of the model with itself. thesis: for each pair (i, j) re-read the two JSON
-   matrices and compute linear CKA in numpy float64, in feature space exactly as the thesis's
-   ``utils_embeddings.linear_CKA`` does, then a JSON of values and a heatmap. Also timed: the same loop with
-   the Gram-matrix form of Kornblith et al.'s notebook (n x n Gram matrices, feasible here because n is a
-   few thousand: 54k rows would need 23 GB per matrix). toolkit: ``experiments/experiment_CKA.py`` (all pairs
-   in one pass, JSON + CSV + heatmap).
+3. CKA for every layer pair (i, j) of the model with itself, all L x L pairs on both sides. thesis: for each
+   pair re-read the two JSON matrices and compute linear CKA in numpy float64, in feature space exactly as the
+   thesis's ``utils_embeddings.linear_CKA`` does, then a JSON of values and a heatmap. Also timed: the same
+   loop with the Gram-matrix form of Kornblith et al.'s notebook (n x n Gram matrices, feasible here because n
+   is a few thousand: 54k rows would need 23 GB per matrix). toolkit: ``experiments/experiment_CKA.py`` (all
+   pairs in one pass, float32 products summed in float64, JSON + CSV + heatmap) with ``--model2`` a real copy
+   of the matrices folder under another slug (given the same folder twice it would compute only the pairs
+   j >= i of the symmetric map).
 
 Like with like: the thesis ran s3prl upstreams on torchaudio-loaded audio; here both sides run the same Hugging
 Face model folder on audio read by the toolkit's loader, so the weights and samples are identical. The thesis
@@ -75,6 +78,11 @@ import numpy as np
 from wordreps.common.atomic import write_json_atomic, write_text_atomic
 from wordreps.common.cli import float_range, int_range
 from wordreps.common.errors import UserError, run_cli
+
+if str(Path(__file__).resolve().parent) not in sys.path:  # the shared helpers beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _bench  # noqa: E402
+import _thesis  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_AUDIO = REPO / "datasets" / "demo" / "librispeech-clean-16k"
@@ -185,35 +193,30 @@ def occurrence_keys(words: list[str]) -> list[tuple[str, int]]:
 
 
 class ThesisExtractor:
-    """The thesis's extraction loop (one utterance at a time, fp32, host copies, numpy means, JSON per file)."""
+    """The thesis's extraction loop (one utterance at a time, fp32, host copies, numpy means, JSON per file):
+    the per-utterance work is benchmarks/_thesis.py's, shared with the other benchmarks' thesis loops."""
 
     def __init__(self, model_dir: Path, device):
-        import torch
         import transformers as tf
 
-        self.torch = torch
         self.device = device
         self.fe = tf.AutoFeatureExtractor.from_pretrained(model_dir)
         self.model = tf.AutoModel.from_pretrained(model_dir).to(device).eval()
 
-    def hidden(self, path: str) -> list[np.ndarray]:
+    def _forward(self, path: str) -> Callable[[], object]:
         from wordreps.common.audio import load_audio
 
         inputs = self.fe(load_audio(path, SR), sampling_rate=SR, return_tensors="pt")
-        with self.torch.no_grad():
-            out = self.model(inputs["input_values"].to(self.device), output_hidden_states=True)
-        return [h[0].float().cpu().numpy() for h in out.hidden_states]  # every layer to the host
+        return lambda: self.model(inputs["input_values"].to(self.device), output_hidden_states=True).hidden_states
+
+    def hidden(self, path: str) -> list[np.ndarray]:
+        return _thesis.forward_to_host(self._forward(path))  # every layer to the host
 
     def run(self, utterances, out_dir: Path) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for u in utterances:
-            reps = self.hidden(u.audio_path)
-            emb: dict[str, list] = {}
-            for w in u.words:
-                emb.setdefault(w.word, []).append(
-                    [r[w.first_frame:w.last_frame + 1].mean(axis=0).tolist() for r in reps])
-            with open(out_dir / f"embeddings_words_{u.utt_id}.json", "w") as fh:
-                json.dump({u.utt_id: emb}, fh, indent=4)
+            _thesis.utterance(self._forward(u.audio_path), u.utt_id, [w.word for w in u.words],
+                              _thesis.frame_spans(u), out_dir)
 
 
 def thesis_words_file(rows: list[tuple[str, int, str]], path: Path) -> None:
@@ -249,7 +252,11 @@ def thesis_matrices(json_dir: Path, words_path: Path, layers: list[int], model: 
 
 
 def linear_cka_feature(X: np.ndarray, Y: np.ndarray) -> float:
-    """The thesis's ``utils_embeddings.linear_CKA`` (feature space, float64)."""
+    """The thesis's ``utils_embeddings.linear_CKA`` (feature space, float64).
+
+    Kept apart from :func:`wordreps.analysis.cka.linear_cka` (the same formula) on purpose: this is the thesis's
+    own code path, timed as the thesis ran it (no zero-denominator guard, its own centring and norms).
+    """
     Xc = X - X.mean(axis=0)
     Yc = Y - Y.mean(axis=0)
     hsic = np.linalg.norm(Xc.T @ Yc, "fro") ** 2
@@ -308,23 +315,6 @@ def extraction_args(alignment: Path, out_dir: Path, batch_seconds: float) -> arg
     add_extraction_args(parser, audio=True)
     return parser.parse_args(["--path", str(alignment), "--out_dir", str(out_dir), "--batch_seconds",
                               str(batch_seconds), "--no_progress"])
-
-
-def sync(device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], object], device=None) -> tuple[float, object]:
-    if device is not None:
-        sync(device)
-    start = time.perf_counter()
-    result = fn()
-    if device is not None:
-        sync(device)
-    return time.perf_counter() - start, result
 
 
 # ---------------------------------------------------------------------------------------------- comparison
@@ -400,7 +390,7 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
                 reset()
                 loads.setdefault(stage, []).append(os.getloadavg()[0])
                 with contextlib.redirect_stdout(sys.stderr):  # the stage scripts' "wrote ..." lines
-                    seconds, results[name] = timed(fn, device)
+                    seconds, _cpu, results[name] = _bench.timed(fn, device)
                 trials.setdefault(f"{name}_{stage}", []).append(seconds)
                 log(f"{stage}, {name}: {seconds:.2f} s")
         return results
@@ -439,15 +429,22 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
     if load_keys(keys).rows != rows:
         raise RuntimeError("the toolkit's keys file differs from the rows the thesis side was given")
 
-    # ---- 3. CKA, the model with itself, every layer pair
+    # ---- 3. CKA, the model with itself, every layer pair (all L x L on both sides: given one folder twice,
+    # experiment_CKA.py would compute only the pairs j >= i, the map being symmetric, so the toolkit reads a
+    # real copy of the matrices under another slug; a symlink would resolve to the same folder)
+    slug2 = f"{slug}-copy"
+    shutil.rmtree(k_mats / slug2, ignore_errors=True)
+    shutil.copytree(k_mats / slug, k_mats / slug2)
     k_cka = work / "toolkit" / "cka"
     t_cka = work / "thesis" / "cka"
+    cka_argv = ["--model1", slug, "--layer1", str(num_layers - 1), "--model2", slug2, "--layer2",
+                str(num_layers - 1), "--matrices_dir", str(k_mats), "--out_dir", str(k_cka), "--device", device.type,
+                "--no_progress"]
+    if args.threads:  # the script sizes torch's threads itself (apply_common_args): pass --threads on
+        cka_argv += ["--num_threads", str(args.threads)]
     sides = {
         "thesis": (lambda: thesis_cka(t_layers, slug, layers, t_cka, linear_cka_feature, "feature"), lambda: None),
-        "toolkit": (lambda: experiment_cka_main(
-            ["--model1", slug, "--layer1", str(num_layers - 1), "--model2", slug, "--layer2", str(num_layers - 1),
-             "--matrices_dir", str(k_mats), "--out_dir", str(k_cka), "--device", device.type, "--no_progress"]),
-            lambda: shutil.rmtree(k_cka, ignore_errors=True)),
+        "toolkit": (lambda: experiment_cka_main(cka_argv), lambda: shutil.rmtree(k_cka, ignore_errors=True)),
     }
     if len(rows) <= args.gram_max_rows:
         sides["thesis_gram"] = (lambda: thesis_cka(t_layers, slug, layers, t_cka, linear_cka_gram, "gram"),
@@ -476,7 +473,7 @@ def run_side_by_side(args, device, model_dir: Path, work: Path) -> dict:
     matrices_cmp = {"max_abs_diff": max(c["max_abs_diff"] for c in mat_cmp),
                     "max_abs_value": max(c["max_abs_value"] for c in mat_cmp),
                     "within_fp16": all(c["within_fp16"] for c in mat_cmp), "values": sum(c["values"] for c in mat_cmp)}
-    with open(k_cka / f"{slug}__vs__{slug}" / "linear.json") as fh:
+    with open(k_cka / f"{slug}__vs__{slug2}" / "linear.json") as fh:
         toolkit_values = np.array(json.load(fh)["values"], dtype=float)
     cka_cmp = {"max_abs_diff_feature": float(np.max(np.abs(thesis_values - toolkit_values))),
                "max_abs_diff_gram": (float(np.max(np.abs(gram_values - toolkit_values)))
@@ -542,8 +539,9 @@ def child_extract(spec: str) -> int:
     alignment = load_alignment(cfg["alignment"])
     before = peak_rss_kib()  # Python, torch and the model
     warm_up(backend, alignment, cfg["batch_seconds"])
-    seconds, _ = timed(lambda: run_extraction(backend, extraction_args(Path(cfg["alignment"]), Path(cfg["out_dir"]),
-                                                                       cfg["batch_seconds"])), device)
+    alignment_path, out = Path(cfg["alignment"]), Path(cfg["out_dir"])
+    seconds = _bench.timed(lambda: run_extraction(backend, extraction_args(alignment_path, out, cfg["batch_seconds"])),
+                           device).wall
     after = peak_rss_kib()
     print(json.dumps({"seconds": seconds, "rss_before_kib": before, "rss_peak_kib": after,
                       "audio_s": sum(u.duration_s for u in alignment.utterances),
@@ -668,7 +666,6 @@ def human_bytes(n: int | None) -> str:
         if n < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
-    return str(n)
 
 
 def markdown(res: dict) -> str:
@@ -698,11 +695,12 @@ def markdown(res: dict) -> str:
         f"{s['toolkit_matrices']:.2f} s | {ratio(s['thesis_matrices'], s['toolkit_matrices'])} | "
         f"{human_bytes(b['thesis_matrices'])} (JSON) | {human_bytes(b['toolkit_matrices'])} (.npy fp32) | "
         f"{ratio(b['thesis_matrices'], b['toolkit_matrices'])} |",
-        f"| CKA, {res['cka_pairs']} layer pairs | {s['thesis_cka_feature']:.2f} s | {s['toolkit_cka']:.2f} s | "
+        f"| CKA, all {res['cka_pairs']} layer pairs each way | {s['thesis_cka_feature']:.2f} s (numpy float64) | "
+        f"{s['toolkit_cka']:.2f} s (float32 products, float64 sums) | "
         f"{ratio(s['thesis_cka_feature'], s['toolkit_cka'])} | | | |",
     ]
     if s.get("thesis_cka_gram") is not None:
-        lines.append(f"| CKA, thesis loop with n x n Gram matrices | {s['thesis_cka_gram']:.2f} s | "
+        lines.append(f"| CKA, thesis loop with n x n Gram matrices | {s['thesis_cka_gram']:.2f} s (numpy float64) | "
                      f"{s['toolkit_cka']:.2f} s | {ratio(s['thesis_cka_gram'], s['toolkit_cka'])} | | | |")
     total_t = s["thesis_extract"] + s["thesis_matrices"] + s["thesis_cka_feature"]
     total_k = s["toolkit_extract"] + s["toolkit_matrices"] + s["toolkit_cka"]
@@ -711,7 +709,9 @@ def markdown(res: dict) -> str:
         "",
         f"Toolkit model forward alone (same batches, audio in memory): {s['toolkit_model_only']:.2f} s "
         f"({c['audio_s'] / s['toolkit_model_only']:.0f}x real time). Toolkit matrix time includes writing the keys "
-        "file; thesis CKA is the thesis's feature-space formula, re-reading both JSON matrices for every pair.",
+        "file; thesis CKA is the thesis's feature-space formula, re-reading both JSON matrices for every pair. "
+        "Both CKA sides compute every (i, j) layer pair (the toolkit compares the matrices with a copy of "
+        "themselves, so it does not stop at the pairs j >= i of a symmetric map).",
         "",
         "Agreement (thesis fp32 JSON vs toolkit):",
         "",
@@ -776,7 +776,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs of each stage each way (and of each scaling point), alternating which goes first; "
                         "the fastest is reported (default: %(default)s)")
     p.add_argument("--threads", type=int_range(1, 1024), default=None,
-                   help="torch CPU threads for both sides (default: torch's choice, one per core)")
+                   help="torch CPU threads for both sides, the toolkit's CKA script included (default: torch's "
+                        "choice, one per core); numpy's BLAS threads (the thesis side's CKA in numpy) are not limited by "
+                        "it: set OMP_NUM_THREADS before the run for those")
     p.add_argument("--batch_seconds", type=float_range(0.0, 1e6, lo_open=True), default=200.0,
                    help="toolkit batch budget in seconds of audio (default: %(default)s)")
     p.add_argument("--out_dir", default="outputs/bench", help="results folder (default: %(default)s)")
@@ -809,9 +811,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         device = resolve_device(args.device)
-    except UserError:
-        raise UserError(f"--device {args.device}: this machine has no usable CUDA GPU; run with --device cpu, or "
-                        "run the GPU commands in benchmarks/bench_pipeline.py's docstring on a GPU machine") from None
+    except UserError as err:  # resolve_device's own reason (no GPU, an index past the visible ones, ...)
+        raise UserError(f"{err}; or run the GPU commands in benchmarks/bench_pipeline.py's docstring on a GPU "
+                        "machine") from None
     for path, what in ((args.audio_root, "--audio_root"), (args.textgrids, "--textgrids")):
         if not Path(path).is_dir():
             raise UserError(f"{what} {path} is not a folder; pass the corpus root (default: the bundled demo)")

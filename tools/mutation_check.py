@@ -34,6 +34,8 @@ from pathlib import Path
 from wordreps.common.cli import int_range
 
 REPO = Path(__file__).resolve().parents[1]
+# written into the scratch copy; a --work folder that exists without it is never deleted
+MARKER = ".wordreps-mutation-work"
 
 # target -> (module, functions to mutate (qualified names; empty: the whole module), the tests naming the rule)
 TARGETS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
@@ -236,11 +238,24 @@ def _line_key(description: str) -> tuple[str, str]:
     return f"{path}:{line}", change
 
 
+def check_work(work: Path) -> str | None:
+    """Why ``work`` may not be the scratch folder (it is deleted and rewritten), or None when it may: it must lie
+    outside the repository and either not exist or hold the marker file this tool writes."""
+    folder, repo = work.expanduser().resolve(), REPO.resolve()
+    if folder == repo or repo in folder.parents:
+        return f"--work {work} is the repository or a folder inside it; pass a scratch folder outside {repo}"
+    if folder.exists() and not (folder / MARKER).is_file():  # a file, a user's folder, an ancestor of the repo
+        return (f"--work {work} exists and was not made by this tool (no {MARKER} in it), so it will not be "
+                "deleted; pass a new folder, or delete it yourself")
+    return None
+
+
 def _copy_repo(work: Path) -> None:
     if work.exists():
         shutil.rmtree(work)
     ignore = shutil.ignore_patterns(".git", ".venv", "__pycache__", "*.egg-info", "outputs", ".pytest_cache")
     shutil.copytree(REPO, work, ignore=ignore)
+    (work / MARKER).write_text("scratch copy made by tools/mutation_check.py; deleted and rewritten by each run\n")
 
 
 def _pytest(work: Path, tests: tuple[str, ...], timeout_s: float) -> tuple[str, float, str]:
@@ -272,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="run these tests against every mutant instead of the targets' own (e.g. a whole area, to "
                              "see whether a survivor of its rule's tests is caught elsewhere)")
     parser.add_argument("--list", action="store_true", help="print the mutants and exit")
-    parser.add_argument("--work", default="/tmp/wordreps-mutation", help="scratch copy of the repository")
+    parser.add_argument("--work", default="/tmp/wordreps-mutation",
+                        help="scratch copy of the repository, deleted and rewritten by each run: a new folder outside "
+                             f"the repository, or one this tool made (it holds {MARKER})")
     parser.add_argument("--out", default="outputs/mutation/results.jsonl", help="one JSON line per mutant")
     args = parser.parse_args(argv)
     targets = args.only or list(TARGETS)
@@ -294,6 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(mutants)} mutants")
         return 0
     work = Path(args.work)
+    refused = check_work(work)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     _copy_repo(work)
     probe = subprocess.run([sys.executable, "-c", "import wordreps; print(wordreps.__file__)"], cwd=work,
                            env={**os.environ, "PYTHONPATH": str(work)}, capture_output=True, text=True)

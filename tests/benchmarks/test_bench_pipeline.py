@@ -67,6 +67,9 @@ def test_cka_values_match_an_independent_gram_computation(bench_run):
     np.testing.assert_allclose(thesis, expected, atol=1e-3)  # the thesis read fp32 values, the toolkit fp16
     assert np.allclose(np.diag(toolkit), 1.0) and toolkit.min() < 0.999  # not a degenerate all-ones map
     assert res["agreement"]["cka"]["agree"]
+    # the toolkit compared two folders (a copy of the matrices), so it computed every pair, not only j >= i
+    assert (work / "toolkit" / "cka" / f"{slug}__vs__{slug}-copy" / "linear.json").is_file()
+    assert f"CKA, all {layers * layers} layer pairs each way" in (out / "bench_pipeline.md").read_text()
 
 
 def test_report_has_every_stage_and_the_load(bench_run):
