@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import subprocess
 import sys
 import warnings
 from contextlib import redirect_stderr
@@ -18,7 +17,8 @@ import pytest
 
 from tests.helpers.faults import assert_refused
 from tests.helpers.folders import write_matrix_folder
-from tests.helpers.scripts import REPO, script_env
+from tests.helpers.references import linear_cka_features
+from tests.helpers.scripts import script_env
 from tests.helpers.scripts import run_script as run
 from tests.helpers.text import all_words, write_alignment_json
 from wordreps.common.errors import UserError, run_cli
@@ -33,12 +33,6 @@ def warnings_on() -> dict[str, str]:
     env = script_env()
     env.pop("PYTHONWARNINGS", None)
     return env
-
-
-def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Kornblith et al. (2019): ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), written out here in float64."""
-    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-    return float(np.linalg.norm(Yc.T @ Xc) ** 2 / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc)))
 
 
 def _inputs(tmp_path: Path, n: int, constant: dict[str, int] | None = None) -> tuple[Path, Path, dict]:
@@ -62,10 +56,9 @@ def _inputs(tmp_path: Path, n: int, constant: dict[str, int] | None = None) -> t
 def test_a_constant_layer_is_said_and_marked_undefined(tmp_path):
     mats, _, layers = _inputs(tmp_path, 150, {"a": 1, "b": 0})
     out = tmp_path / "res"
-    proc = subprocess.run([sys.executable, str(REPO / CKA), "--model1", "a", "--layer1", "2", "--model2", "b",
-                           "--layer2", "1", "--metric", "linear", "debiased", "--bootstrap", "3", "--permutations", "3",
-                           "--matrices_dir", str(mats), "--out_dir", str(out), "--device", "cpu", "--no_progress"],
-                          cwd=REPO, env=warnings_on(), capture_output=True, text=True, timeout=180)
+    proc = run(CKA, "--model1", "a", "--layer1", 2, "--model2", "b", "--layer2", 1, "--metric", "linear", "debiased",
+               "--bootstrap", 3, "--permutations", 3, "--matrices_dir", mats, "--out_dir", out, "--device", "cpu",
+               "--no_progress", env=warnings_on())
     assert proc.returncode == 0, proc.stderr
     said = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert any("a layer 1: all 150 rows are equal" in line for line in said), proc.stderr
@@ -87,7 +80,7 @@ def test_a_constant_layer_is_said_and_marked_undefined(tmp_path):
     # the defined cells are the real values (an independent float64 computation)
     info = json.loads((folder / "linear.json").read_text())
     for i, j in ((0, 1), (2, 1)):
-        assert info["values"][i][j] == pytest.approx(linear_cka(layers["a"][i], layers["b"][j]), abs=1e-6)
+        assert info["values"][i][j] == pytest.approx(linear_cka_features(layers["a"][i], layers["b"][j]), abs=1e-6)
 
 
 def _cell_box(image: np.ndarray, rgb) -> tuple[slice, slice]:
@@ -157,10 +150,8 @@ def test_a_library_warning_never_precedes_the_error_line(tmp_path):
     glove = tmp_path / "glove.txt"
     words = all_words()
     glove.write_text("".join(f"{w} {'1e39' if i == 3 else '0.5'} 0.25\n" for i, w in enumerate(words)))
-    proc = subprocess.run([sys.executable, str(REPO / "embeddings/glove_embedding.py"), "--glove", str(glove),
-                           "--path", str(al), "--out_dir", str(tmp_path / "out"), "--glove_cache",
-                           str(tmp_path / "cache"), "--no_progress"], cwd=REPO, env=warnings_on(),
-                          capture_output=True, text=True, timeout=120)
+    proc = run("embeddings/glove_embedding.py", "--glove", glove, "--path", al, "--out_dir", tmp_path / "out",
+               "--glove_cache", tmp_path / "cache", "--no_progress", env=warnings_on(), timeout=120)
     line = assert_refused(proc, [str(glove), "line 4", "float32's range"], absent=[tmp_path / "out"])
     assert proc.stderr.splitlines()[0] == line and "Warning" not in proc.stderr
 
