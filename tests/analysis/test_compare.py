@@ -7,11 +7,12 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers.faults import assert_refused
 from tests.helpers.files import visible_files
 from tests.helpers.folders import write_matrix_folder
 from tests.helpers import references as ref
 from tests.helpers.references import linear_cka_features
-from tests.helpers.scripts import error_lines, run_script
+from tests.helpers.scripts import run_script
 
 SCRIPT = "experiments/experiment_CKA.py"
 
@@ -146,11 +147,9 @@ def test_within_model_map(tmp_path):
 def _bad(tmp_path, *args):
     out = tmp_path / "res"
     proc = run_script(SCRIPT, *args, "--matrices_dir", tmp_path / "mats", "--out_dir", out, "--device", "cpu")
-    assert proc.returncode == 2, proc.stderr
-    lines = error_lines(proc.stderr)
-    assert len(lines) == 1, proc.stderr
+    line = assert_refused(proc, [])
     assert visible_files(out) == []
-    return lines[0]
+    return line
 
 
 def test_bad_input(tmp_path):
