@@ -1,6 +1,6 @@
 """The whole chain on the real LibriSpeech test material, as tests/pipeline/test_real_librispeech.py runs it in a subprocess.
 
-    PYTHONPATH=tests/fake_easyaudio python tests/helpers_real_chain.py OUT
+    PYTHONPATH=tests/fake_easyaudio python tests/helpers/real_chain.py OUT
 
 Builds the tiny models (real architectures, random weights) into OUT/models, then runs the reproduction
 runner's own plan over tests/data/real-librispeech: the 24 kHz copy, one alignment JSON per frame geometry,
