@@ -1,10 +1,18 @@
 """Fixtures for the whole suite. The tests are a package (tests/__init__.py), so helpers import as tests.helpers.*."""
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.helpers.scripts import REPO
 from tests.helpers.text import UTTERANCES, all_words
+
+# Property tests draw the same examples on every run (a failure reproduces; no example database is kept).
+# Each test still sets its own max_examples. HYPOTHESIS_PROFILE=explore draws new examples, for a local hunt.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

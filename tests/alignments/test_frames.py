@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.references import frame_span
 from wordreps.alignments.frames import word_frames, words_frames
 from wordreps.alignments.geometry import FrameGeometry
 
@@ -112,16 +113,8 @@ def test_end_before_start_is_refused():
 # ------------------------------------------------------------------------------- property vs exact brute force
 
 def brute_force(start: Fraction, end: Fraction, g: FrameGeometry, num_samples: int) -> tuple[int, int]:
-    """The rule written the slow, exact way: rational centres, every frame of the audio tried."""
-    n = g.num_frames(num_samples)
-    centres = [Fraction(2 * t * g.hop_samples + g.receptive_field_samples, 2 * g.sample_rate_hz) for t in range(n)]
-    owned = [t for t, c in enumerate(centres) if start <= c < end]
-    if owned:
-        return owned[0], owned[-1]
-    mid = (start + end) / 2
-    best = min(abs(c - mid) for c in centres)
-    nearest = max(t for t, c in enumerate(centres) if abs(c - mid) == best)  # ties: the later frame
-    return nearest, nearest
+    """The rule written the slow, exact way (tests/helpers/references.frame_span): every frame tried."""
+    return frame_span(start, end, num_samples, g.sample_rate_hz, g.hop_samples, g.receptive_field_samples)
 
 
 GEOMETRIES = [W2V, ENC, BEATS, FrameGeometry(16000, 1600, 2800), FrameGeometry(22050, 512, 1024)]

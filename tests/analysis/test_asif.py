@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.faults import assert_refused
 from tests.helpers.files import visible_files
 from tests.helpers.folders import write_matrix_folder
-from tests.helpers.scripts import error_lines, run_script
+from tests.helpers.scripts import run_script
 from wordreps.embeddings.matrices import keys_text
 from wordreps.analysis import asif as asif_core
 from wordreps.analysis.retrieval import chance_levels, split_rows
@@ -372,27 +373,24 @@ def test_cli_sweep_writes_results(tmp_path):
     assert (folder / "accuracy_vs_k.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def _bad(tmp_path, *args, layer2="mats/text/layer_0.npy"):
+def _bad(tmp_path, *args, names, layer2="mats/text/layer_0.npy") -> str:
+    """A refused run (exit 2, one error: line holding every string of ``names``, no traceback) that writes
+    nothing; returns the error line."""
     proc = run_script(SCRIPT, "--path_layer1", tmp_path / "mats/audio/layer_0.npy", "--path_layer2",
                       tmp_path / layer2, "--keys", tmp_path / "keys.json", *args, "--out_dir", tmp_path / "res")
-    assert proc.returncode == 2, proc.stderr
+    line = assert_refused(proc, names)
     assert visible_files(tmp_path / "res") == []
-    return proc.stderr
+    return line
 
 
 def test_bad_input(tmp_path):
     _write_inputs(tmp_path)
-    err = _bad(tmp_path, "--k", "5", "300")
-    assert len(error_lines(err)) == 1 and "--k 300" in err and "anchors" in err
+    _bad(tmp_path, "--k", "5", "300", names=["--k 300", "anchors"])
     # 240 rows, query_fraction 0.15: 204 anchors, each leaving itself out, so k may be at most 203
-    err = _bad(tmp_path, "--k", "204")
-    assert len(error_lines(err)) == 1 and "--k 204" in err and "204 anchors" in err and "k <= 203" in err
-    err = _bad(tmp_path, layer2="mats/otherkeys/layer_0.npy")
-    assert len(error_lines(err)) == 1 and "another keys file" in err
+    _bad(tmp_path, "--k", "204", names=["--k 204", "204 anchors", "k <= 203"])
+    _bad(tmp_path, layer2="mats/otherkeys/layer_0.npy", names=["another keys file"])
     _write_inputs(tmp_path, nan_row=33, rows2=200)
-    err = _bad(tmp_path, layer2="mats/audio/layer_0.npy")
-    assert len(error_lines(err)) == 1 and "row 33" in err and "layer_0.npy" in err
+    _bad(tmp_path, layer2="mats/audio/layer_0.npy", names=["row 33", "layer_0.npy"])
     (tmp_path / "mats/audio/layer_0.npy").unlink()
     _write_inputs(tmp_path, rows2=200)
-    err = _bad(tmp_path)
-    assert len(error_lines(err)) == 1 and "240 rows" in err and "200" in err
+    _bad(tmp_path, names=["240 rows", "200"])

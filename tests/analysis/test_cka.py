@@ -126,18 +126,24 @@ def test_all_pairs_matches_pairwise_and_is_symmetric_within_a_model():
     B32 = [b.astype(np.float32) for b in B]
     src = lambda m: (lambda: m)  # noqa: E731
     ticks: list[str] = []
-    res = M.all_pairs([src(a) for a in A32], [src(b) for b in B32], ["linear", "debiased"], chunk_rows=64,
+    res = M.all_pairs([src(a) for a in A32], [src(b) for b in B32], ["linear", "debiased", "rbf"], chunk_rows=64,
                       progress=lambda: ticks.append("res"))
     # model 1 is the narrower here, so the engine swaps sides; a caller's bar still counts model 1's layers,
-    # once per family asked for
+    # once per family asked for (linear and debiased are one family, rbf another)
     swapped = M.all_pairs([src(b) for b in B32], [src(a) for a in A32], ["linear", "debiased", "rbf"],
                           progress=lambda: ticks.append("swapped"))
-    assert ticks == ["res"] * 3 + ["swapped"] * (2 * 2)
+    assert ticks == ["res"] * (3 * 2) + ["swapped"] * (2 * 2)
     for i in range(3):
+        a = A32[i].astype(np.float64)
         for j in range(2):
+            b = B32[j].astype(np.float64)
             assert res["linear"][i, j] == pytest.approx(M.linear_cka(A32[i], B32[j]), abs=1e-6)
             assert res["debiased"][i, j] == pytest.approx(M.debiased_linear_cka(A32[i], B32[j]), abs=1e-6)
-    assert np.allclose(swapped["linear"], res["linear"].T, atol=1e-6)
+            want_rbf = ref.cka(ref.rbf_gram(a, 0.8), ref.rbf_gram(b, 0.8), ref.hsic0)
+            assert res["rbf"][i, j] == pytest.approx(want_rbf, abs=1e-6)
+    for m in ("linear", "debiased", "rbf"):
+        assert swapped[m].shape == (2, 3)
+        assert np.allclose(swapped[m], res[m].T, atol=1e-6), m
     within = M.all_pairs([src(a) for a in A32], [src(a) for a in A32], ["linear", "debiased", "rbf"], symmetric=True)
     full = M.all_pairs([src(a) for a in A32], [src(a.copy()) for a in A32], ["linear", "debiased", "rbf"])
     for m in within:

@@ -7,28 +7,21 @@ import json
 import numpy as np
 import pytest
 
+from tests.helpers.faults import assert_refused
 from tests.helpers.files import visible_files
-from tests.helpers.folders import write_matrix_folder
+from tests.helpers.folders import related_layers, write_matrix_folder
 from tests.helpers import references as ref
 from tests.helpers.references import linear_cka_features
-from tests.helpers.scripts import error_lines, run_script
+from tests.helpers.scripts import run_script
 
 SCRIPT = "experiments/experiment_CKA.py"
-
-
-def _models(rng, n=300):
-    z = rng.normal(size=(n, 4))
-    m1 = [np.c_[z, rng.normal(size=(n, 2))] @ rng.normal(size=(6, 6)) + s * rng.normal(size=(n, 6))
-          for s in (0.1, 0.5, 3.0)]
-    m2 = [np.tanh(z @ rng.normal(size=(4, 5))) + 0.2 * rng.normal(size=(n, 5)) + 7.0, rng.normal(size=(n, 5))]
-    return m1, m2
 
 
 @pytest.fixture(scope="module")
 def cka_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cka")
     rng = np.random.default_rng(0)
-    m1, m2 = _models(rng)
+    m1, m2 = related_layers(rng, 300)
     write_matrix_folder(tmp / "mats", "org__text", m1, model="org/text")
     write_matrix_folder(tmp / "mats", "speech", m2)
     proc = run_script(SCRIPT, "--model1", "org/text", "--layer1", "2", "--model2", "speech", "--layer2", "1",
@@ -129,7 +122,7 @@ def test_bootstrap_interval_contains_estimate_and_permutation_baseline(cka_run):
 
 def test_within_model_map(tmp_path):
     rng = np.random.default_rng(1)
-    m1, _ = _models(rng, n=120)
+    m1, _ = related_layers(rng, 120)
     write_matrix_folder(tmp_path / "mats", "text", m1)
     proc = run_script(SCRIPT, "--model1", "text", "--layer1", "2", "--model2", "text", "--layer2", "2",
                       "--metric", "linear", "debiased", "--device", "cpu",
@@ -146,11 +139,9 @@ def test_within_model_map(tmp_path):
 def _bad(tmp_path, *args):
     out = tmp_path / "res"
     proc = run_script(SCRIPT, *args, "--matrices_dir", tmp_path / "mats", "--out_dir", out, "--device", "cpu")
-    assert proc.returncode == 2, proc.stderr
-    lines = error_lines(proc.stderr)
-    assert len(lines) == 1, proc.stderr
+    line = assert_refused(proc, [])
     assert visible_files(out) == []
-    return lines[0]
+    return line
 
 
 def test_bad_input(tmp_path):

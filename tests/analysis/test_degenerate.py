@@ -7,7 +7,6 @@ import csv
 import hashlib
 import io
 import json
-import subprocess
 import sys
 import warnings
 from contextlib import redirect_stderr
@@ -18,7 +17,8 @@ import pytest
 
 from tests.helpers.faults import assert_refused
 from tests.helpers.folders import write_matrix_folder
-from tests.helpers.scripts import REPO, script_env
+from tests.helpers.references import linear_cka_features
+from tests.helpers.scripts import script_env
 from tests.helpers.scripts import run_script as run
 from tests.helpers.text import all_words, write_alignment_json
 from wordreps.common.errors import UserError, run_cli
@@ -33,12 +33,6 @@ def warnings_on() -> dict[str, str]:
     env = script_env()
     env.pop("PYTHONWARNINGS", None)
     return env
-
-
-def linear_cka(X: np.ndarray, Y: np.ndarray) -> float:
-    """Kornblith et al. (2019): ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), written out here in float64."""
-    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-    return float(np.linalg.norm(Yc.T @ Xc) ** 2 / (np.linalg.norm(Xc.T @ Xc) * np.linalg.norm(Yc.T @ Yc)))
 
 
 def _inputs(tmp_path: Path, n: int, constant: dict[str, int] | None = None) -> tuple[Path, Path, dict]:
@@ -62,10 +56,9 @@ def _inputs(tmp_path: Path, n: int, constant: dict[str, int] | None = None) -> t
 def test_a_constant_layer_is_said_and_marked_undefined(tmp_path):
     mats, _, layers = _inputs(tmp_path, 150, {"a": 1, "b": 0})
     out = tmp_path / "res"
-    proc = subprocess.run([sys.executable, str(REPO / CKA), "--model1", "a", "--layer1", "2", "--model2", "b",
-                           "--layer2", "1", "--metric", "linear", "debiased", "--bootstrap", "3", "--permutations", "3",
-                           "--matrices_dir", str(mats), "--out_dir", str(out), "--device", "cpu", "--no_progress"],
-                          cwd=REPO, env=warnings_on(), capture_output=True, text=True, timeout=180)
+    proc = run(CKA, "--model1", "a", "--layer1", 2, "--model2", "b", "--layer2", 1, "--metric", "linear", "debiased",
+               "--bootstrap", 3, "--permutations", 3, "--matrices_dir", mats, "--out_dir", out, "--device", "cpu",
+               "--no_progress", env=warnings_on())
     assert proc.returncode == 0, proc.stderr
     said = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
     assert any("a layer 1: all 150 rows are equal" in line for line in said), proc.stderr
@@ -87,23 +80,50 @@ def test_a_constant_layer_is_said_and_marked_undefined(tmp_path):
     # the defined cells are the real values (an independent float64 computation)
     info = json.loads((folder / "linear.json").read_text())
     for i, j in ((0, 1), (2, 1)):
-        assert info["values"][i][j] == pytest.approx(linear_cka(layers["a"][i], layers["b"][j]), abs=1e-6)
+        assert info["values"][i][j] == pytest.approx(linear_cka_features(layers["a"][i], layers["b"][j]), abs=1e-6)
+
+
+def _cell_box(image: np.ndarray, rgb) -> tuple[slice, slice]:
+    """(rows, columns) of the heatmap cell painted ``rgb``: the rows and columns where that colour fills more
+    than half of the longest run (the colour bar's thin band of the same colour and the cell's label fall out)."""
+    match = np.abs(image[..., :3] - np.asarray(rgb[:3])).max(axis=-1) < 0.01
+    rows = np.flatnonzero(match.sum(axis=1) > match.sum(axis=1).max() / 2)
+    cols = np.flatnonzero(match.sum(axis=0) > match.sum(axis=0).max() / 2)
+    return slice(rows.min(), rows.max() + 1), slice(cols.min(), cols.max() + 1)
+
+
+def _hatch_fractions(image: np.ndarray) -> tuple[float, float]:
+    """In the top-left cell (values[0, 1] of the test below: model 1's layer 0, model 2's layer 1), the fraction
+    of pixels that are the hatch's light grey face (0.85) and of those that are its darker grey lines (0.45,
+    antialiased towards the face). The cell is found from its neighbours: the columns of the 0.5 cell below it,
+    the rows of the 0.9 cell beside it."""
+    from matplotlib import colormaps
+
+    magma = colormaps["magma"]
+    _, cols = _cell_box(image, magma(0.5))
+    rows, _ = _cell_box(image, magma(0.9))
+    cell = image[rows, cols, :3]
+    grey = np.ptp(cell, axis=-1) < 0.02
+    level = cell[..., 0]
+    face = grey & (np.abs(level - 0.85) < 0.03)
+    lines = grey & (level > 0.35) & (level < 0.8)
+    return float(face.mean()), float(lines.mean())
 
 
 def test_heatmap_marks_undefined_cells(tmp_path):
+    import matplotlib.image as mpimg
     from wordreps.analysis.plots import heatmap
 
     values = np.array([[0.5, np.nan], [0.2, 0.9]])
     heatmap(tmp_path / "with.png", values, [0, 1], [0, 1], "x", "y", "t")
     heatmap(tmp_path / "without.png", np.nan_to_num(values, nan=0.0), [0, 1], [0, 1], "x", "y", "t")
-    import matplotlib.image as mpimg
-
     with_nan, plain = mpimg.imread(tmp_path / "with.png"), mpimg.imread(tmp_path / "without.png")
-    # the hatched cell is grey (r = g = b, neither white nor the colour map's black for 0)
-    assert with_nan.shape[:2] != plain.shape[:2] or not np.array_equal(with_nan, plain)
-    grey = (np.abs(with_nan[..., 0] - with_nan[..., 1]) < 0.02) & (np.abs(with_nan[..., 1] - with_nan[..., 2]) < 0.02)
-    grey &= (with_nan[..., 0] > 0.4) & (with_nan[..., 0] < 0.9)
-    assert grey.sum() > 200
+    # the undefined cell is hatched: mostly the light grey face, crossed by darker grey lines
+    face, lines = _hatch_fractions(with_nan)
+    assert face > 0.4 and lines > 0.1, (face, lines)
+    # the same cell holding 0.0 is the colour map's black: no grey face, no hatch lines
+    face, lines = _hatch_fractions(plain)
+    assert face < 0.01 and lines < 0.01, (face, lines)
 
 
 def test_few_rows_warn_with_the_count(tmp_path):
@@ -130,10 +150,8 @@ def test_a_library_warning_never_precedes_the_error_line(tmp_path):
     glove = tmp_path / "glove.txt"
     words = all_words()
     glove.write_text("".join(f"{w} {'1e39' if i == 3 else '0.5'} 0.25\n" for i, w in enumerate(words)))
-    proc = subprocess.run([sys.executable, str(REPO / "embeddings/glove_embedding.py"), "--glove", str(glove),
-                           "--path", str(al), "--out_dir", str(tmp_path / "out"), "--glove_cache",
-                           str(tmp_path / "cache"), "--no_progress"], cwd=REPO, env=warnings_on(),
-                          capture_output=True, text=True, timeout=120)
+    proc = run("embeddings/glove_embedding.py", "--glove", glove, "--path", al, "--out_dir", tmp_path / "out",
+               "--glove_cache", tmp_path / "cache", "--no_progress", env=warnings_on(), timeout=120)
     line = assert_refused(proc, [str(glove), "line 4", "float32's range"], absent=[tmp_path / "out"])
     assert proc.stderr.splitlines()[0] == line and "Warning" not in proc.stderr
 

@@ -9,20 +9,12 @@ import numpy as np
 import pytest
 
 from tests.helpers.files import visible_files as files_under
-from tests.helpers.folders import write_matrix_folder
+from tests.helpers.folders import related_layers, write_matrix_folder
 from tests.helpers.scripts import run_script
 from wordreps.analysis import cca, procrustes, rsa
 
 SCRIPT = "experiments/experiment_similarity.py"
 MEASURES = ["linear", "debiased", "cca", "svcca", "pwcca", "procrustes", "rsa"]
-
-
-def _models(rng, n):
-    z = rng.normal(size=(n, 4))
-    m1 = [np.c_[z, rng.normal(size=(n, 2))] @ rng.normal(size=(6, 6)) + s * rng.normal(size=(n, 6))
-          for s in (0.1, 0.5, 3.0)]
-    m2 = [np.tanh(z @ rng.normal(size=(4, 5))) + 0.2 * rng.normal(size=(n, 5)) + 7.0, rng.normal(size=(n, 5))]
-    return [m.astype(np.float32) for m in m1], [m.astype(np.float32) for m in m2]
 
 
 def _args(mats, out, *extra):
@@ -33,7 +25,7 @@ def _args(mats, out, *extra):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("similarity")
-    m1, m2 = _models(np.random.default_rng(0), 300)
+    m1, m2 = related_layers(np.random.default_rng(0), 300)
     write_matrix_folder(tmp / "mats", "org__text", m1, model="org/text")
     write_matrix_folder(tmp / "mats", "speech", m2)
     sim = run_script(SCRIPT, *_args(tmp / "mats", tmp / "sim", "--metric", *MEASURES, "--bootstrap", "4",
@@ -103,7 +95,7 @@ def test_correspondence_is_the_best_layer_under_each_measure(runs):
 
 
 def test_too_few_rows_warn_once_and_give_nan_not_one(tmp_path):
-    m1, m2 = _models(np.random.default_rng(1), 40)
+    m1, m2 = related_layers(np.random.default_rng(1), 40)
     rng = np.random.default_rng(2)
     narrow = (m1[0] @ rng.normal(size=(6, 45))).astype(np.float32)     # 45 columns, rank 6
     wide = rng.normal(size=(40, 45)).astype(np.float32)                  # rank 39 = n - 1

@@ -3,7 +3,7 @@
 The stand-in has the real easyaudio's interface (and its quirks: get_model drops the device, the pinned
 encodecmae drops no chunk and leaves torch.compile on) and the real models' rates and shapes, and activations
 that are deterministic functions of the waveform, so every pooled number can be recomputed independently below.
-tests/test_audio_easyaudio_real.py runs the adapter against the real easyaudio code where it is installed.
+tests/embeddings/test_audio_easyaudio_real.py runs the adapter against the real easyaudio code where it is installed.
 """
 from __future__ import annotations
 

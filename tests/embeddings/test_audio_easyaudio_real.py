@@ -5,7 +5,7 @@ environment (the skip says why). docs/real-parts.md gives the recipe for an envi
 easyaudio 12e6c0e, encodecmae 4a3be20, byol-a 3e65c92, all offline) and the command to run this file there.
 
 Every step runs in a subprocess under an environment that makes the libraries read local caches
-(tests/helpers_real_easyaudio.py writes random-weight checkpoints with the real classes where the real loaders
+(tests/helpers/real_easyaudio.py writes random-weight checkpoints with the real classes where the real loaders
 look): the 24 kHz copy of the real LibriSpeech utterance, the alignments, ``audio_embeddings.py`` for
 EnCodecMAE (through easyaudio's hub name) and BEATs (from a local checkpoint, ``--beats_checkpoint``), all on
 the CPU. The vectors are compared with the real models' own activations, computed without the adapter and
@@ -16,16 +16,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.helpers.real_chain import DATA, FLAC, TEXTGRID, frames_by_brute_force, textgrid_words
-from tests.helpers.scripts import REPO
+from tests.helpers.scripts import REPO, run_script, script_env
 
 HELPER = REPO / "tests" / "helpers" / "real_easyaudio.py"
 UTT = "1272-128104-0000"
@@ -44,17 +42,16 @@ def _skip_unless_real_easyaudio() -> None:
 
 
 def _run(args: list, env: dict, cwd: Path) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=600)
-    return res
+    """``python3 args[0] args[1:]`` in ``cwd`` (the scripts are named by absolute path)."""
+    return run_script(args[0], *args[1:], cwd=cwd, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def real(tmp_path_factory) -> Path:
     _skip_unless_real_easyaudio()
     root = tmp_path_factory.mktemp("real-easyaudio")
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "TORCH_HOME": str(root / "torch"), "HF_HUB_CACHE": str(root / "hf"),
-           "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    env = script_env(OMP_NUM_THREADS="2", TORCH_HOME=str(root / "torch"), HF_HUB_CACHE=str(root / "hf"),
+                     HF_HUB_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1")
     steps = [
         [HELPER, "weights", root],
         [REPO / "datasets/resample_corpus.py", "--src", DATA / "librispeech-clean-16k", "--dst", root / "audio24k",
@@ -125,7 +122,7 @@ def test_beats_from_a_local_checkpoint_folds_8_patches_per_step(real):
 
 
 def test_beats_offline_without_a_checkpoint_says_what_to_pass(real):
-    env = {**os.environ, **json.loads((real / "env.json").read_text())}
+    env = script_env(**json.loads((real / "env.json").read_text()))
     res = _run([REPO / "embeddings/audio_embeddings.py", "--model", "BEATs_iter3", "--path", real / "al_beats.json",
                 "--device", "cpu", "--out_dir", real / "emb-offline", "--no_progress"], env, real)
     lines = [line for line in res.stderr.splitlines() if line.startswith("error:")]

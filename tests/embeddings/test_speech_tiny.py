@@ -44,13 +44,19 @@ def test_s3prl_names_found_without_importing_the_hub():
 
 
 def test_cli_builds_the_named_models(tmp_path):
-    proc = run_script("tools/make_tiny_speech.py", "--out", tmp_path, "--only", "tiny-hubert", "tiny-s3prl-wav2vec2.pt")
+    """The CLI builds exactly the models --only names, byte for byte what the library's builders make (the
+    builds tests/helpers/speech.tiny_model makes once per test process, shared with the other tests)."""
+    proc = run_script("tools/make_tiny_speech.py", "--out", tmp_path / "cli", "--only", "tiny-hubert",
+                      "tiny-s3prl-wav2vec2.pt")
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "tiny-hubert" / "config.json").is_file()
-    assert (tmp_path / "tiny-hubert" / "preprocessor_config.json").is_file()
-    assert (tmp_path / "tiny-s3prl-wav2vec2.pt").is_file()
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["tiny-hubert", "tiny-s3prl-wav2vec2.pt"]
+    hubert = _digest(tmp_path / "cli" / "tiny-hubert")
+    assert {"config.json", "preprocessor_config.json"} <= set(hubert)
+    assert hubert == _digest(tiny_model("tiny-hubert"))
+    assert _digest(tmp_path / "cli" / "tiny-s3prl-wav2vec2.pt") == _digest(tiny_model("tiny-s3prl-wav2vec2.pt"))
     bad = run_script("tools/make_tiny_speech.py", "--out", tmp_path, "--only", "nope")
-    assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and "unknown tiny model" in bad.stderr
+    assert bad.returncode == 2 and bad.stderr.count("error:") == 1 and "invalid choice: 'nope'" in bad.stderr
+    assert not (tmp_path / "tiny-hubert").exists()  # refused before any model is built
 
 
 @pytest.mark.parametrize("name", ["tiny-s3prl-wav2vec2.pt", "tiny-s3prl-wav2vec2-large.pt", "tiny-wav2vec2-group",

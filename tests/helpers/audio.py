@@ -6,6 +6,7 @@ scripts.standin_easyaudio) or PYTHONPATH (subprocesses, with scripts.script_env(
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -79,6 +80,14 @@ def items_for(json_path: Path, audio: dict[str, np.ndarray]) -> list[BatchItem]:
     return [BatchItem(u, audio[u.utt_id]) for u in load_alignment(json_path).utterances]
 
 
+@functools.lru_cache(maxsize=None)
+def _ast(model_dir: str):
+    """An AST folder's feature extractor and model, loaded by transformers itself (once per test process)."""
+    from transformers import ASTFeatureExtractor, ASTModel
+
+    return ASTFeatureExtractor.from_pretrained(model_dir), ASTModel.from_pretrained(model_dir).eval()
+
+
 def reference_steps(model_dir, audio: np.ndarray) -> np.ndarray:
     """(L, steps, D) computed here without the backend: ASTModel run directly on chunks of the waveform.
 
@@ -86,10 +95,8 @@ def reference_steps(model_dir, audio: np.ndarray) -> np.ndarray:
     special tokens are frequency-major (token 2 + f*12 + t); a step is the mean over its 12 frequency patches.
     """
     import torch
-    from transformers import ASTFeatureExtractor, ASTModel
 
-    fe = ASTFeatureExtractor.from_pretrained(model_dir)
-    model = ASTModel.from_pretrained(model_dir).eval()
+    fe, model = _ast(str(model_dir))
     n = audio.size
     steps = (n - 2800) // 1600 + 1
     per_chunk, freq = 12, 12

@@ -64,6 +64,19 @@ def stored(arr: np.ndarray, dtype: str = "float16") -> np.ndarray:
     return arr.astype(dtype).astype(np.float32)
 
 
+def related_layers(rng: np.random.Generator, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Two models' layers (float32, as the matrices stage stores them) for the CKA and similarity tests.
+
+    Model 1: 3 layers (n, 6), the same 4 latent factors plus 2 noise columns mixed, with noise 0.1, 0.5 and 3.0.
+    Model 2: layer 0 (n, 5) a nonlinear map of the factors (+ noise, offset 7: centring matters), layer 1 pure noise.
+    """
+    z = rng.normal(size=(n, 4))
+    m1 = [np.c_[z, rng.normal(size=(n, 2))] @ rng.normal(size=(6, 6)) + s * rng.normal(size=(n, 6))
+          for s in (0.1, 0.5, 3.0)]
+    m2 = [np.tanh(z @ rng.normal(size=(4, 5))) + 0.2 * rng.normal(size=(n, 5)) + 7.0, rng.normal(size=(n, 5))]
+    return [m.astype(np.float32) for m in m1], [m.astype(np.float32) for m in m2]
+
+
 def write_matrix_folder(root: Path, slug: str, layers: list[np.ndarray], keys_sha256: str = "k" * 64,
                         model: str | None = None, num_layers: int | None = None) -> Path:
     """A matrices folder (layer_<i>.npy + matrices.json) written directly, for CKA tests that need no embeddings."""

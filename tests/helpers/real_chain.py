@@ -1,6 +1,6 @@
 """The whole chain on the real LibriSpeech test material, as tests/pipeline/test_real_librispeech.py runs it in a subprocess.
 
-    PYTHONPATH=tests/fake_easyaudio python tests/helpers_real_chain.py OUT
+    PYTHONPATH=tests/fake_easyaudio python tests/helpers/real_chain.py OUT
 
 Builds the tiny models (real architectures, random weights) into OUT/models, then runs the reproduction
 runner's own plan over tests/data/real-librispeech: the 24 kHz copy, one alignment JSON per frame geometry,
@@ -32,17 +32,10 @@ def textgrid_words(path: Path) -> list[tuple[str, Fraction, Fraction]]:
 
 
 def frames_by_brute_force(words, sample_rate: int, hop: int, field: int, num_samples: int) -> list[tuple[int, int]]:
-    """Test every frame centre (t*hop + field/2)/rate against [start, end); else the centre nearest the midpoint."""
-    n = (num_samples - field) // hop + 1
-    centres = [Fraction(t * hop * 2 + field, 2 * sample_rate) for t in range(n)]
-    spans = []
-    for _, start, end in words:
-        inside = [t for t, c in enumerate(centres) if start <= c < end]
-        if not inside:
-            mid = (start + end) / 2
-            inside = [min(range(n), key=lambda t: (abs(centres[t] - mid), t))]
-        spans.append((inside[0], inside[-1]))
-    return spans
+    """Each word's (first, last) frame by the frame rule, every frame centre tried (references.frame_span)."""
+    from tests.helpers.references import frame_span  # here, not above: this file also runs as a script
+
+    return [frame_span(start, end, num_samples, sample_rate, hop, field) for _, start, end in words]
 
 
 def glove_for_the_test(out: Path, words: list[str]) -> Path:

@@ -1,9 +1,9 @@
 """Random weights for the REAL easyaudio code, where its own loaders look for them, and reference activations.
 
-    python tests/helpers_real_easyaudio.py weights ROOT [--full_size]  # ROOT/env.json: the environment to run under
-    python tests/helpers_real_easyaudio.py reference ROOT A16 A24 # ROOT/reference.npz from two FLAC files
+    python tests/helpers/real_easyaudio.py weights ROOT [--full_size]  # ROOT/env.json: the environment to run under
+    python tests/helpers/real_easyaudio.py reference ROOT A16 A24 # ROOT/reference.npz from two FLAC files
 
-Used by tests/test_audio_easyaudio_real.py, only where the real easyaudio (mrpep/easyaudio 12e6c0e with
+Used by tests/embeddings/test_audio_easyaudio_real.py, only where the real easyaudio (mrpep/easyaudio 12e6c0e with
 encodecmae 4a3be20; docs/real-parts.md says how to install it offline) is importable. Nothing is downloaded and
 nothing of easyaudio is replaced: every checkpoint is made with the real classes and put where the real code
 reads it, with the environment that makes the libraries read their caches:

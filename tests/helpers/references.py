@@ -17,13 +17,19 @@ def num_frames(num_samples: int, hop_samples: int, receptive_field_samples: int)
     return max(1, (num_samples - receptive_field_samples) // hop_samples + 1)
 
 
-def frame_span(start_s: float, end_s: float, num_samples: int, sample_rate_hz: int = 16000, hop_samples: int = 320,
-               receptive_field_samples: int = 400) -> tuple[int, int]:
+def _exact(t_s: float | Fraction) -> Fraction:
+    """A time as an exact fraction: a Fraction as it is, a float as the decimal it prints as."""
+    return t_s if isinstance(t_s, Fraction) else Fraction(str(t_s))
+
+
+def frame_span(start_s: float | Fraction, end_s: float | Fraction, num_samples: int, sample_rate_hz: int = 16000,
+               hop_samples: int = 320, receptive_field_samples: int = 400) -> tuple[int, int]:
     """The frame rule written the slow, exact way: frame t is centred at (tH + R/2) / sr seconds; a word
     [start, end) owns the frames whose centre lies inside it; a word owning none gets the frame nearest its
-    midpoint (a tie goes to the later frame); only the audio's frames count. Times are taken as the decimals
-    they print as (a TextGrid's 0.14 is 0.14, not the float next to it)."""
-    a, b = Fraction(str(start_s)), Fraction(str(end_s))
+    midpoint (a tie goes to the later frame); only the audio's frames count. Every frame centre is tried.
+    Times are exact: a Fraction as given, a float as the decimal it prints as (a TextGrid's 0.14 is 0.14, not
+    the float next to it). The one reference for the rule: every test helper that needs frames calls this."""
+    a, b = _exact(start_s), _exact(end_s)
     n = num_frames(num_samples, hop_samples, receptive_field_samples)
     centres = [Fraction(2 * t * hop_samples + receptive_field_samples, 2 * sample_rate_hz) for t in range(n)]
     owned = [t for t, c in enumerate(centres) if a <= c < b]

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import soundfile as sf
 
+from tests.helpers.references import frame_span
 from tests.helpers.scripts import REPO, run_script, script_cmd
 
 SPEECH_SCRIPT = "embeddings/speech_embedding.py"
@@ -44,12 +45,8 @@ def tiny_model(name: str) -> Path:
 # ---------------------------------------------------------------------------------------------- corpora
 
 def frames_for(start_s: float, end_s: float, num_samples: int) -> tuple[int, int]:
-    """Centre-in-word frames for 20 ms / 25 ms frames, written out here (no fallback needed for our words)."""
-    n = (num_samples - RF) // HOP + 1
-    first = max(0, int(np.ceil((start_s * SR - RF / 2) / HOP)))
-    last = min(n - 1, int(np.ceil((end_s * SR - RF / 2) / HOP)) - 1)
-    assert first <= last, (start_s, end_s)
-    return first, last
+    """The frame rule for 20 ms / 25 ms frames (tests/helpers/references.frame_span, not the code under test)."""
+    return frame_span(start_s, end_s, num_samples, SR, HOP, RF)
 
 
 def write_corpus(folder: Path, utterances: dict[str, tuple[np.ndarray, list[tuple[str, float, float]]]],

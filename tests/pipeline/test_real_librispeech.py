@@ -1,7 +1,7 @@
 """The whole chain on real LibriSpeech: dev-clean 1272-128104-0000 with its real MFA word alignment.
 
 tests/data/real-librispeech (see its SOURCES.md) holds the utterance in the LibriSpeech layout, plus one real
-utterance without a TextGrid. One subprocess (tests/helpers_real_chain.py) runs the reproduction runner's plan on
+utterance without a TextGrid. One subprocess (tests/helpers/real_chain.py) runs the reproduction runner's plan on
 it: the 24 kHz copy, four alignment files, every embedding family, keys, matrices and CKA. The checks below
 recompute what matters without the code under test: the TextGrid is parsed with a regular expression, frames are
 found by testing every frame centre, pooled vectors are averaged with numpy from the models' own outputs.
@@ -12,9 +12,6 @@ them), a 30 ms silence inside the utterance, and words shorter than a 100 ms or 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,7 +21,7 @@ import soundfile as sf
 
 from tests.helpers.real_chain import DATA, FLAC, TEXTGRID, frames_by_brute_force, textgrid_words
 from tests.helpers.references import word_means
-from tests.helpers.scripts import REPO
+from tests.helpers.scripts import run_script, script_env
 from tests.helpers.speech import hf_reference, s3prl_reference
 
 UTT = "1272-128104-0000"
@@ -50,10 +47,7 @@ GEOMETRIES = {  # alignment file -> (sample rate, hop, receptive field)
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("real-chain")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONPATH": os.pathsep.join([str(REPO / "tests" / "fake_easyaudio"), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "tests/helpers/real_chain.py", str(out)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600)
+    run = run_script("tests/helpers/real_chain.py", out, env=script_env(easyaudio=True), timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
     return out
 

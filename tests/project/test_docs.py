@@ -120,3 +120,21 @@ def test_tests_named_in_the_docs_exist():
             elif func and not any(re.search(rf"^(async )?def {func}\(", f.read_text(), flags=re.M) for f in files):
                 bad.append(f"{page.name}: {path}::{func} (no such test)")
     assert not bad, "\n".join(bad)
+
+
+def test_paths_named_in_the_tests_exist():
+    """Paths of test files that the tests themselves name (``tests/<area>/<file>.py``, optionally followed by
+    ``::<test>``, in docstrings, comments and usage lines) point at files and tests that exist, so a moved file
+    cannot leave a stale pointer behind. Globs such as ``tests/embeddings/test_audio_*.py`` are not matched."""
+    bad = []
+    for source in sorted((REPO / "tests").rglob("*")):
+        if source.suffix not in (".py", ".md") or not source.is_file():
+            continue
+        for ref in re.finditer(r"(?<![\w/])(tests/[\w/.\-]*\w\.py)((?:::\w+)?)", source.read_text(encoding="utf-8")):
+            path, func = REPO / ref.group(1), ref.group(2)[2:]
+            where = f"{source.relative_to(REPO)}: {ref.group(0)}"
+            if not path.is_file():
+                bad.append(f"{where} (no such file)")
+            elif func and not re.search(rf"^(async )?def {func}\(", path.read_text(encoding="utf-8"), flags=re.M):
+                bad.append(f"{where} (no such test)")
+    assert not bad, "\n".join(bad)

@@ -111,7 +111,7 @@ FLAGS: dict[str, list[tuple[str, str, str]]] = {
         ("--seed", "-1", "[0, 4294967295]"),
     ],
     # no numeric flags (matrix_embeddings.py's --layer is a list such as 0,3,5 or 2-4, checked against the
-    # model's depth at run time: tests/test_matrices_assembly.py::test_bad_flags_and_layers)
+    # model's depth at run time: tests/embeddings/test_matrices.py::test_bad_flags_and_layers)
     "embeddings/matrix_embeddings.py": [],
     "experiments/reproduce.py": COMMON_TORCH,
 }

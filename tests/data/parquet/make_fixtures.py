@@ -1,4 +1,5 @@
-"""Writes the Parquet word-list fixtures of tests/test_glove_pairs.py with pyarrow (not a project dependency).
+"""Writes the Parquet word-list fixtures of tests/embeddings/test_text_glove_pairs.py with pyarrow (not a project
+dependency).
 
     python -m venv /tmp/pq && /tmp/pq/bin/pip install pyarrow==25.0.1 && /tmp/pq/bin/python make_fixtures.py
 
