@@ -35,9 +35,9 @@ def main() -> int:
                         help="easyaudio BEATs only: a local BEATs_*.pt checkpoint, for machines without network "
                              "(easyaudio otherwise asks the Hugging Face hub first, even when it is cached)")
     parser.add_argument("--torch_compile", action="store_true",
-                        help="easyaudio EnCodecMAE only: keep encodecmae's torch.compile on (off by default: minutes "
-                             "of compiling before the first vector; faster per utterance after it on long CPU runs, "
-                             "see docs/real-parts.md)")
+                        help="easyaudio EnCodecMAE only: keep encodecmae's torch.compile on (off by default: about "
+                             "30 s of compiling on a quiet CPU, minutes on a busy one, then about 7%% faster per "
+                             "utterance; see docs/real-parts.md)")
     add_extraction_args(parser, audio=True)
     args = check_extraction_args(apply_common_args(parser.parse_args()))
     device = resolve_device(args.device)
