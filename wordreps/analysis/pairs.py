@@ -117,8 +117,6 @@ class LayerTicker:
         while self.done < due:
             self.done += 1
             self.progress()
-        if k + 1 >= self.steps:
-            self.done = 0  # a pass is over: the next one counts from zero again
 
 
 def stream_cross_products(layers1: Sequence[LayerSource], layers2: Sequence[LayerSource], prepare: Prepare,
